@@ -1,0 +1,94 @@
+package exchange
+
+import (
+	"sync/atomic"
+
+	"github.com/qexchange/qexchange/exchange/wire"
+)
+
+// segment is one fixed-size piece of network memory. Segments are created
+// once by the NetworkBufferPool and reused; events use unpooled segments.
+type segment struct {
+	data []byte
+	refs atomic.Int32
+	// owner takes the segment back when its last reference is released;
+	// nil for unpooled segments.
+	owner recycler
+
+	// Writer side (Flink's BufferBuilder): bytes written and visible to
+	// readers, and whether the writer is done with the segment. finished
+	// is stored after the final written, so a reader that sees finished
+	// also sees the final length.
+	written  atomic.Int32
+	finished atomic.Bool
+}
+
+// recycler takes back segments whose last reference was released.
+type recycler interface {
+	recycle(*segment)
+}
+
+// Buffer is a view of part of a network segment: what moves through
+// subpartitions, transports and input channels. It is a small value;
+// copying it does not add a reference. Every Buffer obtained from this
+// package must be released exactly once (or passed on to something that
+// releases it); Retain adds a reference for a second holder.
+type Buffer struct {
+	seg      *segment
+	off, n   int32
+	DataType wire.DataType
+}
+
+// Bytes returns the buffer's readable bytes. For a buffer from
+// ChannelHandler.RequestBuffer, it is the slice to read the payload into.
+func (b Buffer) Bytes() []byte {
+	if b.seg == nil {
+		return nil
+	}
+	return b.seg.data[b.off : b.off+b.n]
+}
+
+// Len is the number of readable bytes.
+func (b Buffer) Len() int { return int(b.n) }
+
+// IsZero reports whether b holds no segment.
+func (b Buffer) IsZero() bool { return b.seg == nil }
+
+// Retain adds a reference and returns b.
+func (b Buffer) Retain() Buffer {
+	if b.seg != nil {
+		b.seg.refs.Add(1)
+	}
+	return b
+}
+
+// Release drops a reference; the last one returns the segment to its pool.
+func (b Buffer) Release() {
+	s := b.seg
+	if s == nil {
+		return
+	}
+	switch r := s.refs.Add(-1); {
+	case r == 0:
+		if s.owner != nil {
+			s.owner.recycle(s)
+		}
+	case r < 0:
+		// A double release is a bug in this module, not bad input; going
+		// on would hand one segment to two writers and corrupt data.
+		panic("exchange: buffer released more often than retained")
+	}
+}
+
+// NewUnpooledBuffer wraps data (events, tests) in a buffer that belongs to
+// no pool.
+func NewUnpooledBuffer(data []byte, dataType wire.DataType) Buffer {
+	s := &segment{data: data}
+	s.refs.Store(1)
+	return Buffer{seg: s, n: int32(len(data)), DataType: dataType}
+}
+
+// bufferOf returns a buffer over s[off:off+n] without touching references.
+func bufferOf(s *segment, off, n int, dt wire.DataType) Buffer {
+	return Buffer{seg: s, off: int32(off), n: int32(n), DataType: dt}
+}

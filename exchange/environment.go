@@ -1,0 +1,219 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/rs/zerolog"
+)
+
+// DefaultMaxRecordSize bounds a record when Config.MaxRecordSize is 0.
+const DefaultMaxRecordSize = 16 << 20
+
+// Config describes one node. Zero values mean the documented defaults.
+type Config struct {
+	// NetworkMemory is the node's network buffer memory (default 64 MiB).
+	NetworkMemory int64
+	// SegmentSize is the size of one network buffer (default 32 KiB,
+	// minimum 4 KiB).
+	SegmentSize int
+	// MaxRecordSize bounds one record (default 16 MiB); larger records are
+	// refused with ErrRecordTooLarge, and a received length above it is a
+	// protocol error.
+	MaxRecordSize int
+	// Transport names the transport in Transports to use ("tcp", "quic",
+	// "mem"). Empty: no network; only local channels.
+	Transport string
+	// Transports maps names to factories; see package transports for
+	// the built-in ones.
+	Transports map[string]TransportFactory
+	// ListenAddr is the transport's listen address (default
+	// "127.0.0.1:0").
+	ListenAddr string
+	// Logger receives the node's logs (default: disabled).
+	Logger zerolog.Logger
+}
+
+// Environment is one node of the exchange (Flink's
+// NettyShuffleEnvironment): it owns the network buffer pool, the
+// partition manager and the transport.
+type Environment struct {
+	cfg        Config
+	log        zerolog.Logger
+	pool       *NetworkBufferPool
+	partitions *partitionManager
+	transport  Transport
+
+	mu       sync.Mutex
+	gates    map[*InputGate]struct{}
+	owned    map[*ResultPartition]struct{}
+	closed   bool
+	closeErr error
+}
+
+// NewEnvironment sets up a node and, if a transport is named, starts
+// listening.
+func NewEnvironment(ctx context.Context, cfg Config) (*Environment, error) {
+	if cfg.NetworkMemory == 0 {
+		cfg.NetworkMemory = DefaultNetworkMemory
+	}
+	if cfg.SegmentSize == 0 {
+		cfg.SegmentSize = DefaultSegmentSize
+	}
+	if cfg.MaxRecordSize == 0 {
+		cfg.MaxRecordSize = DefaultMaxRecordSize
+	}
+	if cfg.MaxRecordSize < 0 || cfg.MaxRecordSize > 1<<30 {
+		return nil, configError("MaxRecordSize", cfg.MaxRecordSize, "must be in 1..1 GiB")
+	}
+	if cfg.NetworkMemory < 0 {
+		return nil, configError("NetworkMemory", cfg.NetworkMemory, "must be positive")
+	}
+	pool, err := NewNetworkBufferPool(cfg.NetworkMemory, cfg.SegmentSize)
+	if err != nil {
+		return nil, err
+	}
+	e := &Environment{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		pool:       pool,
+		partitions: &partitionManager{parts: make(map[PartitionID]*ResultPartition)},
+		gates:      make(map[*InputGate]struct{}),
+		owned:      make(map[*ResultPartition]struct{}),
+	}
+	if cfg.Transport != "" {
+		f := cfg.Transports[cfg.Transport]
+		if f == nil {
+			names := make([]string, 0, len(cfg.Transports))
+			for n := range cfg.Transports {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return nil, configError("Transport", cfg.Transport, fmt.Sprintf("unknown transport (known: %v)", names))
+		}
+		addr := cfg.ListenAddr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		t, err := f(TransportOptions{ListenAddr: addr, SegmentSize: cfg.SegmentSize, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		if err := t.Listen(ctx, e.partitions); err != nil {
+			t.Close()
+			return nil, err
+		}
+		e.transport = t
+	}
+	return e, nil
+}
+
+// Addr is the transport's address, for ChannelSpec.Addr on other nodes.
+func (e *Environment) Addr() string {
+	if e.transport == nil {
+		return ""
+	}
+	return e.transport.Addr()
+}
+
+// Transport is the node's transport (nil without one).
+func (e *Environment) Transport() Transport { return e.transport }
+
+// BufferPool is the node's network memory.
+func (e *Environment) BufferPool() *NetworkBufferPool { return e.pool }
+
+// Logger is the node's logger.
+func (e *Environment) Logger() zerolog.Logger { return e.log }
+
+// CreatePartition creates and registers a result partition. Not enough
+// memory for its minimum is an *InsufficientBuffersError.
+func (e *Environment) CreatePartition(cfg PartitionConfig) (*ResultPartition, error) {
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	p, err := newResultPartition(e, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.partitions.register(p); err != nil {
+		p.Release()
+		return nil, err
+	}
+	e.mu.Lock()
+	e.owned[p] = struct{}{}
+	e.mu.Unlock()
+	return p, nil
+}
+
+// CreateInputGate creates a gate and starts requesting its channels'
+// subpartitions. Not enough memory for its buffers is an
+// *InsufficientBuffersError.
+func (e *Environment) CreateInputGate(cfg GateConfig) (*InputGate, error) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	e.mu.Unlock()
+	g, err := newInputGate(e, cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		g.Close()
+		return nil, ErrClosed
+	}
+	e.gates[g] = struct{}{}
+	e.mu.Unlock()
+	return g, nil
+}
+
+func (e *Environment) gateClosed(g *InputGate) {
+	e.mu.Lock()
+	delete(e.gates, g)
+	e.mu.Unlock()
+}
+
+// Close closes every gate, the transport and every partition, and returns
+// the memory. Afterwards BufferPool().Outstanding() is 0.
+func (e *Environment) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return e.closeErr
+	}
+	e.closed = true
+	gates := make([]*InputGate, 0, len(e.gates))
+	for g := range e.gates {
+		gates = append(gates, g)
+	}
+	parts := make([]*ResultPartition, 0, len(e.owned))
+	for p := range e.owned {
+		parts = append(parts, p)
+	}
+	e.mu.Unlock()
+
+	var errs []error
+	for _, g := range gates {
+		errs = append(errs, g.Close())
+	}
+	if e.transport != nil {
+		errs = append(errs, e.transport.Close())
+	}
+	for _, p := range parts {
+		p.Release()
+	}
+	e.partitions.mu.Lock()
+	e.partitions.closed = true
+	e.partitions.mu.Unlock()
+	e.closeErr = errors.Join(errs...)
+	return e.closeErr
+}

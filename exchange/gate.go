@@ -1,0 +1,452 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Default gate settings (Flink's defaults).
+const (
+	DefaultExclusiveBuffers = 2
+	DefaultFloatingBuffers  = 8
+	// NoExclusiveBuffers as GateConfig.ExclusiveBuffers selects 0
+	// exclusive buffers: all credit comes from floating buffers, driven by
+	// BacklogAnnouncements.
+	NoExclusiveBuffers    = -1
+	DefaultInitialBackoff = 100 * time.Millisecond
+	DefaultMaxBackoff     = 10 * time.Second
+)
+
+// ChannelSpec names the subpartition one input channel reads.
+type ChannelSpec struct {
+	Partition    PartitionID
+	Subpartition int
+	// Addr is the producer node's transport address; empty means the
+	// partition is in this Environment (a LocalInputChannel, no network
+	// and no copy).
+	Addr string
+}
+
+// GateConfig describes an InputGate. Zero values mean the defaults.
+type GateConfig struct {
+	Channels []ChannelSpec
+	// ExclusiveBuffers per remote channel (default 2; NoExclusiveBuffers
+	// for none). They are the channel's initial credit.
+	ExclusiveBuffers int
+	// FloatingBuffers shared by the gate's remote channels (default 8).
+	FloatingBuffers int
+	// InitialBackoff and MaxBackoff bound partition request retries when
+	// the producer's partition (or node) is not there yet: the delay
+	// starts at InitialBackoff (100 ms) and doubles up to MaxBackoff
+	// (10 s); a retry needed after that fails the channel.
+	InitialBackoff, MaxBackoff time.Duration
+}
+
+// Element is what InputGate.Next returns: a record or an event, and the
+// index of the channel (in GateConfig.Channels) it came from.
+type Element struct {
+	Channel int
+	// Record is valid until the next call to Next. Nil for events.
+	Record []byte
+	// Event is nil for records.
+	Event Event
+}
+
+// ChannelError is a failure of one input channel, returned once by Next;
+// the gate goes on with its other channels.
+type ChannelError struct {
+	Index   int
+	Channel ChannelID
+	Err     error
+}
+
+func (e *ChannelError) Error() string {
+	return fmt.Sprintf("exchange: input channel %d (%s): %v", e.Index, e.Channel, e.Err)
+}
+
+func (e *ChannelError) Unwrap() error { return e.Err }
+
+// inputChannel is a LocalInputChannel or RemoteInputChannel.
+type inputChannel interface {
+	// poll takes the next buffer without blocking: ok=false when there
+	// is none; more says whether another one is ready right away.
+	poll() (b Buffer, ok, more bool, err error)
+	resume() error
+	ackAllRecordsProcessed() error
+	sendTaskEvent(event []byte) error
+	release()
+	id() ChannelID
+	deserializer() *deserializer
+}
+
+// InputGate is the input of one consumer task (Flink's SingleInputGate):
+// one channel per subpartition it reads. Next is for one goroutine at a
+// time; the other methods may be called from any goroutine.
+type InputGate struct {
+	env      *Environment
+	cfg      GateConfig
+	channels []inputChannel
+
+	exclusive *LocalBufferPool // nil without remote channels
+	floating  *LocalBufferPool
+
+	ctx    context.Context // cancelled on Close; bounds channel setup
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	queue  []int // channels with data, in arrival order
+	inQ    []bool
+	closed bool
+	wake   chan struct{}
+
+	// Next's state, guarded by nextMu.
+	nextMu    sync.Mutex
+	cur       int // channel whose buffer is being deserialised, or -1
+	done      []bool
+	remaining int
+	eod       []bool
+
+	closeOnce sync.Once
+}
+
+func newInputGate(env *Environment, cfg GateConfig) (*InputGate, error) {
+	if len(cfg.Channels) == 0 {
+		return nil, configError("Channels", 0, "need at least one channel")
+	}
+	switch {
+	case cfg.ExclusiveBuffers == 0:
+		cfg.ExclusiveBuffers = DefaultExclusiveBuffers
+	case cfg.ExclusiveBuffers == NoExclusiveBuffers:
+		cfg.ExclusiveBuffers = 0
+	case cfg.ExclusiveBuffers < 0:
+		return nil, configError("ExclusiveBuffers", cfg.ExclusiveBuffers, "must be > 0 or NoExclusiveBuffers")
+	}
+	if cfg.FloatingBuffers == 0 {
+		cfg.FloatingBuffers = DefaultFloatingBuffers
+	}
+	if cfg.FloatingBuffers < 0 {
+		return nil, configError("FloatingBuffers", cfg.FloatingBuffers, "must be >= 1")
+	}
+	if cfg.InitialBackoff == 0 {
+		cfg.InitialBackoff = DefaultInitialBackoff
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.InitialBackoff < 0 || cfg.MaxBackoff < cfg.InitialBackoff {
+		return nil, configError("MaxBackoff", cfg.MaxBackoff, "must be >= InitialBackoff > 0")
+	}
+	remote := 0
+	for i, c := range cfg.Channels {
+		if c.Subpartition < 0 {
+			return nil, configError(fmt.Sprintf("Channels[%d].Subpartition", i), c.Subpartition, "must be >= 0")
+		}
+		if c.Addr != "" {
+			remote++
+		}
+	}
+	if remote > 0 && env.transport == nil {
+		return nil, configError("Channels", cfg.Channels[0].Addr, "remote channels need a transport (Config.Transport)")
+	}
+	g := &InputGate{
+		env:       env,
+		cfg:       cfg,
+		channels:  make([]inputChannel, len(cfg.Channels)),
+		inQ:       make([]bool, len(cfg.Channels)),
+		wake:      make(chan struct{}, 1),
+		cur:       -1,
+		done:      make([]bool, len(cfg.Channels)),
+		eod:       make([]bool, len(cfg.Channels)),
+		remaining: len(cfg.Channels),
+	}
+	if remote > 0 {
+		var err error
+		if n := remote * cfg.ExclusiveBuffers; n > 0 {
+			if g.exclusive, err = env.pool.CreateLocalPool(fmt.Sprintf("input gate (%d remote channels x %d exclusive buffers)", remote, cfg.ExclusiveBuffers), n, n); err != nil {
+				return nil, err
+			}
+		}
+		if g.floating, err = env.pool.CreateLocalPool("input gate floating buffers", 1, cfg.FloatingBuffers); err != nil {
+			if g.exclusive != nil {
+				g.exclusive.Destroy()
+			}
+			return nil, err
+		}
+	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	for i, spec := range cfg.Channels {
+		if spec.Addr == "" {
+			g.channels[i] = newLocalChannel(g, i, spec)
+		} else {
+			g.channels[i] = newRemoteChannel(g, i, spec)
+		}
+	}
+	for i, spec := range cfg.Channels {
+		if spec.Addr == "" {
+			g.channels[i].(*localChannel).start()
+		} else {
+			g.channels[i].(*remoteChannel).start()
+		}
+	}
+	return g, nil
+}
+
+// NumChannels is the number of input channels.
+func (g *InputGate) NumChannels() int { return len(g.channels) }
+
+// notifyChannel queues channel i as having something for Next.
+func (g *InputGate) notifyChannel(i int, priority bool) {
+	g.mu.Lock()
+	if g.closed || g.inQ[i] {
+		if priority && !g.closed {
+			g.moveToFront(i)
+		}
+		g.mu.Unlock()
+		return
+	}
+	g.inQ[i] = true
+	if priority {
+		g.queue = append([]int{i}, g.queue...)
+	} else {
+		g.queue = append(g.queue, i)
+	}
+	g.mu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (g *InputGate) moveToFront(i int) {
+	for k, c := range g.queue {
+		if c == i {
+			copy(g.queue[1:k+1], g.queue[:k])
+			g.queue[0] = i
+			return
+		}
+	}
+}
+
+// take pops the next channel with data, waiting for one.
+func (g *InputGate) take(ctx context.Context) (int, error) {
+	for {
+		g.mu.Lock()
+		if g.closed {
+			g.mu.Unlock()
+			return -1, ErrClosed
+		}
+		if len(g.queue) > 0 {
+			i := g.queue[0]
+			g.queue = g.queue[1:]
+			g.inQ[i] = false
+			g.mu.Unlock()
+			return i, nil
+		}
+		g.mu.Unlock()
+		select {
+		case <-g.wake:
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		case <-g.ctx.Done():
+		}
+	}
+}
+
+// Next returns the next record or event, fairly across channels (one
+// buffer at a time, round robin), blocking until one is there, ctx is
+// done or the gate is closed. After every channel has delivered
+// EndOfPartition (or failed), it returns io.EOF. A failed channel is
+// reported once as a *ChannelError; the gate goes on with the others.
+func (g *InputGate) Next(ctx context.Context) (Element, error) {
+	g.nextMu.Lock()
+	defer g.nextMu.Unlock()
+	for {
+		if g.cur >= 0 {
+			i := g.cur
+			rec, ok, err := g.channels[i].deserializer().next()
+			if ok {
+				return Element{Channel: i, Record: rec}, nil
+			}
+			g.cur = -1
+			if err != nil {
+				return Element{Channel: i}, g.failChannel(i, err)
+			}
+		}
+		if g.remaining == 0 {
+			return Element{Channel: -1}, io.EOF
+		}
+		i, err := g.take(ctx)
+		if err != nil {
+			return Element{Channel: -1}, err
+		}
+		if g.done[i] {
+			continue
+		}
+		ch := g.channels[i]
+		b, ok, more, err := ch.poll()
+		if more {
+			g.notifyChannel(i, false)
+		}
+		if err != nil {
+			return Element{Channel: i}, g.failChannel(i, err)
+		}
+		if !ok {
+			continue
+		}
+		if !b.DataType.IsEvent() {
+			if b.Len() == 0 {
+				b.Release()
+				continue
+			}
+			ch.deserializer().setBuffer(b)
+			g.cur = i
+			continue
+		}
+		ev, err := decodeEvent(b.Bytes(), b.DataType)
+		b.Release()
+		if err != nil {
+			return Element{Channel: i}, g.failChannel(i, err)
+		}
+		switch ev.(type) {
+		case EndOfPartition:
+			if ch.deserializer().partial() {
+				return Element{Channel: i}, g.failChannel(i, fmt.Errorf("%w: EndOfPartition inside a record", ErrProtocol))
+			}
+			g.done[i] = true
+			g.remaining--
+			ch.release()
+		case EndOfData:
+			g.eod[i] = true
+		}
+		return Element{Channel: i, Event: ev}, nil
+	}
+}
+
+func (g *InputGate) failChannel(i int, err error) error {
+	ch := g.channels[i]
+	if !g.done[i] {
+		g.done[i] = true
+		g.remaining--
+	}
+	ch.release()
+	ch.deserializer().reset()
+	return &ChannelError{Index: i, Channel: ch.id(), Err: err}
+}
+
+func (g *InputGate) channel(i int) (inputChannel, error) {
+	if uint(i) >= uint(len(g.channels)) {
+		return nil, configError("channel index", i, fmt.Sprintf("gate has %d channels", len(g.channels)))
+	}
+	g.mu.Lock()
+	closed := g.closed
+	g.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	return g.channels[i], nil
+}
+
+// ResumeConsumption lets channel i's producer go on after an aligned
+// checkpoint barrier.
+func (g *InputGate) ResumeConsumption(i int) error {
+	ch, err := g.channel(i)
+	if err != nil {
+		return err
+	}
+	return ch.resume()
+}
+
+// AckAllRecordsProcessed tells every producer that all records up to
+// EndOfData have been processed. Every channel must have delivered
+// EndOfData first.
+func (g *InputGate) AckAllRecordsProcessed() error {
+	g.nextMu.Lock()
+	for i, ok := range g.eod {
+		if !ok {
+			g.nextMu.Unlock()
+			return fmt.Errorf("%w: channel %d has not delivered EndOfData", ErrInvalidConfig, i)
+		}
+	}
+	g.nextMu.Unlock()
+	var errs []error
+	for i := range g.channels {
+		if err := g.channels[i].ackAllRecordsProcessed(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SendTaskEvent sends event to the producers of every channel (Flink's
+// TaskEventRequest).
+func (g *InputGate) SendTaskEvent(event []byte) error {
+	g.mu.Lock()
+	closed := g.closed
+	g.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	var errs []error
+	for _, ch := range g.channels {
+		if err := ch.sendTaskEvent(event); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close cancels every channel's partition request and returns the gate's
+// buffers. A blocked Next returns ErrClosed.
+func (g *InputGate) Close() error {
+	g.closeOnce.Do(func() {
+		g.mu.Lock()
+		g.closed = true
+		g.queue = nil
+		g.mu.Unlock()
+		g.cancel()
+		g.nextMu.Lock()
+		for _, ch := range g.channels {
+			ch.release()
+			ch.deserializer().reset()
+		}
+		g.nextMu.Unlock()
+		g.wg.Wait()
+		if g.exclusive != nil {
+			g.exclusive.Destroy()
+		}
+		if g.floating != nil {
+			g.floating.Destroy()
+		}
+		g.env.gateClosed(g)
+	})
+	return nil
+}
+
+// backoff is the partition request retry schedule of one channel.
+type backoff struct {
+	next, max time.Duration
+	started   time.Time
+}
+
+// delay returns the wait before the next retry, or false when retries are
+// exhausted.
+func (b *backoff) delay() (time.Duration, bool) {
+	if b.started.IsZero() {
+		b.started = time.Now()
+	}
+	d := b.next
+	if d > b.max {
+		return 0, false
+	}
+	if d == b.max {
+		b.next = b.max + 1
+	} else {
+		b.next = min(2*d, b.max)
+	}
+	return d, true
+}

@@ -1,0 +1,506 @@
+package exchange
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// PartitionType describes how a partition may be consumed (Flink's
+// ResultPartitionType). Only PipelinedBounded is implemented so far.
+type PartitionType struct {
+	// Pipelined: consumable while it is produced.
+	Pipelined bool
+	// Bounded: uses a fixed buffer pool, so a slow consumer backpressures
+	// the producer.
+	Bounded bool
+	// Blocking: fully produced before consumption and re-consumable.
+	Blocking bool
+}
+
+// The partition types of DESIGN.md. PipelinedBounded is the default.
+var (
+	PipelinedBounded = PartitionType{Pipelined: true, Bounded: true}
+	Pipelined        = PartitionType{Pipelined: true}
+	Blocking         = PartitionType{Blocking: true, Bounded: true}
+)
+
+func (t PartitionType) String() string {
+	switch t {
+	case PipelinedBounded:
+		return "PIPELINED_BOUNDED"
+	case Pipelined:
+		return "PIPELINED"
+	case Blocking:
+		return "BLOCKING"
+	}
+	return fmt.Sprintf("PartitionType%+v", struct{ P, B, K bool }{t.Pipelined, t.Bounded, t.Blocking})
+}
+
+// Buffer timeout settings (Flink's execution.buffer-timeout).
+const (
+	// DefaultBufferTimeout applies when PartitionConfig.BufferTimeout is 0.
+	DefaultBufferTimeout = 100 * time.Millisecond
+	// FlushEveryRecord makes every record available at once (Flink's 0).
+	FlushEveryRecord time.Duration = -2
+	// FlushFullBuffersOnly sends only full buffers (Flink's -1), plus
+	// explicit Flush calls and the end of the partition.
+	FlushFullBuffersOnly time.Duration = -1
+)
+
+// PartitionConfig describes a ResultPartition. Zero values mean the
+// documented defaults.
+type PartitionConfig struct {
+	// ID identifies the partition; zero means a random id.
+	ID PartitionID
+	// Subpartitions is the number of consumers (required, >= 1).
+	Subpartitions int
+	// Type defaults to PipelinedBounded, the only type implemented.
+	Type PartitionType
+	// BufferTimeout: 0 = DefaultBufferTimeout (100 ms); d > 0 flushes
+	// partially filled buffers every d; FlushEveryRecord;
+	// FlushFullBuffersOnly.
+	BufferTimeout time.Duration
+	// MinBuffers defaults to Subpartitions + 1 and MaxBuffers to
+	// 2*Subpartitions + 8, as in Flink.
+	MinBuffers, MaxBuffers int
+	// OnTaskEvent receives task events sent by consumers
+	// (InputGate.SendTaskEvent). It must not block. Optional.
+	OnTaskEvent func(subpartition int, event []byte)
+}
+
+// ResultPartition is the output of one producer task: Subpartitions
+// queues, one per consumer, filled through a RecordWriter. Writing methods
+// (Emit*, Broadcast*, Finish) are for one goroutine at a time; Flush,
+// Fail and Release may be called from any goroutine.
+type ResultPartition struct {
+	id      PartitionID
+	typ     PartitionType
+	env     *Environment
+	pool    *LocalBufferPool
+	subs    []subpartition
+	timeout time.Duration
+	onEvent func(int, []byte)
+
+	// wmu serialises writer calls with Release, which must return the
+	// writer's open segments. Uncontended on the hot path.
+	wmu sync.Mutex
+	// Writer state: the open segment of each subpartition, or of all of
+	// them for broadcast records (shared, reference counted).
+	current   []*segment
+	broadcast *segment
+	maxRecord int
+	finished  bool
+
+	failed   atomic.Pointer[error]
+	released atomic.Bool
+
+	acks        atomic.Int32
+	allAcked    chan struct{}
+	stopFlusher chan struct{}
+	flusherDone chan struct{}
+	releaseOnce sync.Once
+}
+
+func newResultPartition(env *Environment, cfg PartitionConfig) (*ResultPartition, error) {
+	if cfg.Subpartitions < 1 {
+		return nil, configError("Subpartitions", cfg.Subpartitions, "must be at least 1")
+	}
+	if cfg.Subpartitions > 1<<20 {
+		return nil, configError("Subpartitions", cfg.Subpartitions, "must be at most 1048576")
+	}
+	if cfg.Type == (PartitionType{}) {
+		cfg.Type = PipelinedBounded
+	}
+	if cfg.Type != PipelinedBounded {
+		return nil, configError("Type", cfg.Type, "only PIPELINED_BOUNDED is implemented")
+	}
+	switch {
+	case cfg.BufferTimeout == 0:
+		cfg.BufferTimeout = DefaultBufferTimeout
+	case cfg.BufferTimeout < 0 && cfg.BufferTimeout != FlushEveryRecord && cfg.BufferTimeout != FlushFullBuffersOnly:
+		return nil, configError("BufferTimeout", cfg.BufferTimeout, "must be > 0, FlushEveryRecord or FlushFullBuffersOnly")
+	}
+	if cfg.MinBuffers == 0 {
+		cfg.MinBuffers = cfg.Subpartitions + 1
+	}
+	if cfg.MaxBuffers == 0 {
+		cfg.MaxBuffers = max(2*cfg.Subpartitions+8, cfg.MinBuffers)
+	}
+	if cfg.MinBuffers < 2 {
+		return nil, configError("MinBuffers", cfg.MinBuffers, "must be at least 2")
+	}
+	if cfg.ID == (PartitionID{}) {
+		cfg.ID = NewPartitionID()
+	}
+	pool, err := env.pool.CreateLocalPool("partition "+cfg.ID.String(), cfg.MinBuffers, cfg.MaxBuffers)
+	if err != nil {
+		return nil, err
+	}
+	p := &ResultPartition{
+		id:        cfg.ID,
+		typ:       cfg.Type,
+		env:       env,
+		pool:      pool,
+		subs:      make([]subpartition, cfg.Subpartitions),
+		timeout:   cfg.BufferTimeout,
+		onEvent:   cfg.OnTaskEvent,
+		current:   make([]*segment, cfg.Subpartitions),
+		maxRecord: env.cfg.MaxRecordSize,
+		allAcked:  make(chan struct{}),
+	}
+	for i := range p.subs {
+		p.subs[i].index = i
+		p.subs[i].part = p
+	}
+	if p.timeout > 0 {
+		p.stopFlusher = make(chan struct{})
+		p.flusherDone = make(chan struct{})
+		go p.flushLoop()
+	}
+	return p, nil
+}
+
+// ID is the partition's id.
+func (p *ResultPartition) ID() PartitionID { return p.id }
+
+// Type is the partition's type.
+func (p *ResultPartition) Type() PartitionType { return p.typ }
+
+// Subpartitions is the number of subpartitions.
+func (p *ResultPartition) Subpartitions() int { return len(p.subs) }
+
+// BufferPool is the partition's share of network memory.
+func (p *ResultPartition) BufferPool() *LocalBufferPool { return p.pool }
+
+// flushLoop is Flink's OutputFlusher.
+func (p *ResultPartition) flushLoop() {
+	defer close(p.flusherDone)
+	t := time.NewTicker(p.timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			p.Flush()
+		case <-p.stopFlusher:
+			return
+		}
+	}
+}
+
+func (p *ResultPartition) checkWritable() error {
+	if e := p.failed.Load(); e != nil {
+		return *e
+	}
+	if p.released.Load() {
+		return ErrClosed
+	}
+	if p.finished {
+		return ErrFinished
+	}
+	return nil
+}
+
+// EmitTo appends record to subpartition sub. It blocks while the
+// partition's buffers are all in use (backpressure) until ctx is done.
+func (p *ResultPartition) EmitTo(ctx context.Context, sub int, record []byte) error {
+	if uint(sub) >= uint(len(p.subs)) {
+		return fmt.Errorf("%w: subpartition %d of %d", ErrSubpartitionOutOfRange, sub, len(p.subs))
+	}
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if err := p.checkRecord(record); err != nil {
+		return err
+	}
+	if err := p.write(ctx, &p.current[sub], p.subs[sub:sub+1], record); err != nil {
+		return err
+	}
+	if p.timeout == FlushEveryRecord {
+		p.subs[sub].flush()
+	}
+	return nil
+}
+
+// BroadcastRecord appends one copy of record that every subpartition
+// reads (the segment is shared, not copied per subpartition).
+func (p *ResultPartition) BroadcastRecord(ctx context.Context, record []byte) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if err := p.checkRecord(record); err != nil {
+		return err
+	}
+	// Unicast and broadcast records must not interleave inside segments
+	// with different readers: finish the per-subpartition ones first.
+	p.finishUnicast()
+	if err := p.write(ctx, &p.broadcast, p.subs, record); err != nil {
+		return err
+	}
+	if p.timeout == FlushEveryRecord {
+		p.Flush()
+	}
+	return nil
+}
+
+func (p *ResultPartition) checkRecord(record []byte) error {
+	if err := p.checkWritable(); err != nil {
+		return err
+	}
+	if len(record) > p.maxRecord {
+		return fmt.Errorf("%w: %d bytes, MaxRecordSize is %d", ErrRecordTooLarge, len(record), p.maxRecord)
+	}
+	return nil
+}
+
+// write serialises a length-prefixed record into *cur, spanning as many
+// segments as it needs; subs are the readers of those segments.
+func (p *ResultPartition) write(ctx context.Context, cur **segment, subs []subpartition, record []byte) error {
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(record)))
+	if err := p.writeBytes(ctx, cur, subs, hdr[:]); err != nil {
+		return err
+	}
+	return p.writeBytes(ctx, cur, subs, record)
+}
+
+func (p *ResultPartition) writeBytes(ctx context.Context, cur **segment, subs []subpartition, b []byte) error {
+	for len(b) > 0 {
+		seg := *cur
+		if seg == nil {
+			var err error
+			if seg, err = p.newSegment(ctx, subs); err != nil {
+				return err
+			}
+			*cur = seg
+		}
+		w := int(seg.written.Load())
+		n := copy(seg.data[w:], b)
+		b = b[n:]
+		seg.written.Store(int32(w + n))
+		if w+n == len(seg.data) {
+			p.finishSegment(cur, subs)
+		}
+	}
+	return nil
+}
+
+// newSegment takes a segment from the pool (waiting for one: this is the
+// backpressure) and queues it in every subpartition in subs.
+func (p *ResultPartition) newSegment(ctx context.Context, subs []subpartition) (*segment, error) {
+	seg, err := p.pool.requestSegmentWait(ctx)
+	if err != nil {
+		if err == ErrClosed {
+			if e := p.checkWritable(); e != nil {
+				return nil, e
+			}
+		}
+		return nil, err
+	}
+	// One reference for the writer, one per subpartition queue.
+	seg.refs.Store(int32(1 + len(subs)))
+	for i := range subs {
+		if !subs[i].pushSegment(seg) {
+			Buffer{seg: seg}.Release()
+		}
+	}
+	if err := p.checkWritable(); err != nil {
+		Buffer{seg: seg}.Release()
+		return nil, err
+	}
+	return seg, nil
+}
+
+// finishSegment closes the writer's segment *cur and tells its readers.
+func (p *ResultPartition) finishSegment(cur **segment, subs []subpartition) {
+	seg := *cur
+	*cur = nil
+	seg.finished.Store(true)
+	for i := range subs {
+		subs[i].segmentFinished()
+	}
+	Buffer{seg: seg}.Release() // the writer's reference
+}
+
+func (p *ResultPartition) finishUnicast() {
+	for i := range p.current {
+		if p.current[i] != nil {
+			p.finishSegment(&p.current[i], p.subs[i:i+1])
+		}
+	}
+}
+
+func (p *ResultPartition) finishAll() {
+	p.finishUnicast()
+	if p.broadcast != nil {
+		p.finishSegment(&p.broadcast, p.subs)
+	}
+}
+
+// Flush makes every partially filled buffer available to its reader.
+// Safe to call from any goroutine.
+func (p *ResultPartition) Flush() {
+	for i := range p.subs {
+		p.subs[i].flush()
+	}
+}
+
+// FlushSubpartition makes sub's partially filled buffer available.
+func (p *ResultPartition) FlushSubpartition(sub int) error {
+	if uint(sub) >= uint(len(p.subs)) {
+		return fmt.Errorf("%w: subpartition %d of %d", ErrSubpartitionOutOfRange, sub, len(p.subs))
+	}
+	p.subs[sub].flush()
+	return nil
+}
+
+// BroadcastEvent sends ev to every subpartition, in order with the records
+// before it (priority events overtake queued data).
+func (p *ResultPartition) BroadcastEvent(ctx context.Context, ev Event) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if err := p.checkWritable(); err != nil {
+		return err
+	}
+	if ev == nil {
+		return configError("event", nil, "must not be nil")
+	}
+	if _, ok := ev.(EndOfPartition); ok {
+		return configError("event", "EndOfPartition", "use Finish")
+	}
+	return p.broadcastEvent(ev)
+}
+
+func (p *ResultPartition) broadcastEvent(ev Event) error {
+	if !ev.dataType().IsPriority() {
+		// Records emitted before the event must be read before it.
+		p.finishAll()
+	}
+	buf := encodeEvent(ev)
+	for i := range p.subs {
+		if !p.subs[i].pushEvent(buf.Retain()) {
+			buf.Release()
+		}
+	}
+	buf.Release()
+	return nil
+}
+
+// EndOfData tells consumers that no more records follow; AllRecordsProcessed
+// is closed once every consumer has acknowledged processing all of them.
+func (p *ResultPartition) EndOfData(ctx context.Context) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if err := p.checkWritable(); err != nil {
+		return err
+	}
+	return p.broadcastEvent(EndOfData{})
+}
+
+// AllRecordsProcessed is closed when every subpartition's consumer has
+// acknowledged all records after EndOfData.
+func (p *ResultPartition) AllRecordsProcessed() <-chan struct{} { return p.allAcked }
+
+func (p *ResultPartition) ackAllRecordsProcessed(sub int) {
+	s := &p.subs[sub]
+	s.mu.Lock()
+	already := s.ackedAll
+	s.ackedAll = true
+	s.mu.Unlock()
+	if !already && int(p.acks.Add(1)) == len(p.subs) {
+		close(p.allAcked)
+	}
+}
+
+// Finish flushes everything and ends every subpartition with
+// EndOfPartition. No record may be written after it.
+func (p *ResultPartition) Finish(ctx context.Context) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if err := p.checkWritable(); err != nil {
+		return err
+	}
+	p.stopFlush()
+	p.broadcastEvent(EndOfPartition{})
+	p.finished = true
+	return nil
+}
+
+// Fail ends the partition with err: its consumers get it as a remote
+// error, and writers get it from their next call.
+func (p *ResultPartition) Fail(err error) {
+	if err == nil {
+		err = fmt.Errorf("exchange: partition %s failed", p.id)
+	}
+	p.failed.CompareAndSwap(nil, &err)
+	p.stopFlush()
+	for i := range p.subs {
+		s := &p.subs[i]
+		s.mu.Lock()
+		l := s.listener
+		s.mu.Unlock()
+		if l != nil {
+			l()
+		}
+	}
+}
+
+func (p *ResultPartition) failure() error {
+	if e := p.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func (p *ResultPartition) stopFlush() {
+	if p.stopFlusher != nil {
+		select {
+		case <-p.stopFlusher:
+		default:
+			close(p.stopFlusher)
+		}
+		<-p.flusherDone
+	}
+}
+
+// Release drops all queued data, unregisters the partition and returns its
+// memory. Writers blocked on buffers return ErrClosed.
+func (p *ResultPartition) Release() {
+	p.releaseOnce.Do(func() {
+		p.released.Store(true)
+		p.stopFlush()
+		p.env.partitions.unregister(p)
+		// Destroying the pool first wakes a writer blocked on buffers, so
+		// it lets go of wmu.
+		p.pool.Destroy()
+		for i := range p.subs {
+			p.subs[i].release()
+		}
+		p.wmu.Lock()
+		p.releaseWriterSegments()
+		p.wmu.Unlock()
+	})
+}
+
+// releaseWriterSegments returns the writer's open segments (wmu held).
+func (p *ResultPartition) releaseWriterSegments() {
+	for i, s := range p.current {
+		if s != nil {
+			p.current[i] = nil
+			Buffer{seg: s}.Release()
+		}
+	}
+	if p.broadcast != nil {
+		Buffer{seg: p.broadcast}.Release()
+		p.broadcast = nil
+	}
+}
+
+// subpartitionFor is used by readers.
+func (p *ResultPartition) subpartition(i int) (*subpartition, error) {
+	if uint(i) >= uint(len(p.subs)) {
+		return nil, fmt.Errorf("%w: subpartition %d of %d", ErrSubpartitionOutOfRange, i, len(p.subs))
+	}
+	return &p.subs[i], nil
+}

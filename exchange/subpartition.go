@@ -1,0 +1,282 @@
+package exchange
+
+import (
+	"sync"
+
+	"github.com/qexchange/qexchange/exchange/wire"
+)
+
+// queued is one entry of a subpartition's queue: a data segment that the
+// writer may still be filling (read from readPos on), or an event.
+type queued struct {
+	seg      *segment
+	readPos  int
+	event    Buffer // set for events
+	isEvent  bool
+	priority bool
+}
+
+// subpartition is one pipelined, bounded subpartition (Flink's
+// PipelinedSubpartition). The writer appends into the last segment without
+// the lock and publishes progress through segment.written; the lock guards
+// the queue and flags.
+type subpartition struct {
+	index int
+	part  *ResultPartition
+
+	mu             sync.Mutex
+	queue          []queued // FIFO; priority events are kept at the front
+	head           int
+	backlog        int // finished data segments in the queue
+	flushRequested bool
+	blocked        bool // after an aligned barrier, until resumed
+	released       bool
+	consumed       bool // EndOfPartition has been taken by the reader
+	hasView        bool
+	listener       func()
+	ackedAll       bool
+}
+
+func (s *subpartition) len() int { return len(s.queue) - s.head }
+
+func (s *subpartition) front() *queued { return &s.queue[s.head] }
+
+func (s *subpartition) popFront() {
+	s.queue[s.head] = queued{}
+	s.head++
+	if s.head == len(s.queue) {
+		s.queue = s.queue[:0]
+		s.head = 0
+	}
+}
+
+// pushSegment queues a fresh data segment (called by the writer).
+func (s *subpartition) pushSegment(seg *segment) bool {
+	s.mu.Lock()
+	if s.released {
+		s.mu.Unlock()
+		return false
+	}
+	s.queue = append(s.queue, queued{seg: seg})
+	s.mu.Unlock()
+	return true
+}
+
+// finishLast marks the writer's segment finished; notifies if it made data
+// available.
+func (s *subpartition) segmentFinished() {
+	s.mu.Lock()
+	s.backlog++
+	notify := s.listener != nil && !s.blocked
+	l := s.listener
+	s.mu.Unlock()
+	if notify {
+		l()
+	}
+}
+
+// pushEvent queues an event; priority events go ahead of queued data.
+func (s *subpartition) pushEvent(ev Buffer) bool {
+	s.mu.Lock()
+	if s.released {
+		s.mu.Unlock()
+		return false
+	}
+	e := queued{event: ev, isEvent: true, priority: ev.DataType.IsPriority()}
+	if !e.priority {
+		s.queue = append(s.queue, e)
+	} else {
+		// After the priority events already at the front, before the rest.
+		i := s.head
+		for i < len(s.queue) && s.queue[i].priority {
+			i++
+		}
+		s.queue = append(s.queue, queued{})
+		copy(s.queue[i+1:], s.queue[i:])
+		s.queue[i] = e
+	}
+	notify := s.listener != nil && (!s.blocked || e.priority)
+	l := s.listener
+	s.mu.Unlock()
+	if notify {
+		l()
+	}
+	return true
+}
+
+// flush makes the writer's partially filled segment readable.
+func (s *subpartition) flush() {
+	s.mu.Lock()
+	if s.released || s.len() == 0 {
+		s.mu.Unlock()
+		return
+	}
+	last := &s.queue[len(s.queue)-1]
+	if last.isEvent || last.seg.finished.Load() || int(last.seg.written.Load()) == last.readPos {
+		s.mu.Unlock()
+		return
+	}
+	if s.flushRequested {
+		s.mu.Unlock()
+		return
+	}
+	s.flushRequested = true
+	notify := s.listener != nil && !s.blocked
+	l := s.listener
+	s.mu.Unlock()
+	if notify {
+		l()
+	}
+}
+
+// pollResult is what a reader takes from the subpartition.
+type pollResult struct {
+	buf     Buffer
+	ok      bool
+	backlog int
+	// more: something else is sendable right after this (given credit).
+	dataQueued bool
+}
+
+// poll takes the next buffer. allowData=false (no credit) lets only
+// events through.
+func (s *subpartition) poll(allowData bool) pollResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !s.blocked && !s.released && s.len() > 0 {
+		e := s.front()
+		if e.isEvent {
+			ev := e.event
+			s.popFront()
+			switch ev.DataType {
+			case wire.AlignedBarrier:
+				s.blocked = true
+			case wire.EventBuffer:
+				if isEndOfPartition(ev) {
+					s.consumed = true
+				}
+			}
+			return pollResult{buf: ev, ok: true, backlog: s.backlog, dataQueued: s.dataQueuedLocked()}
+		}
+		if !allowData {
+			break
+		}
+		seg := e.seg
+		finished := seg.finished.Load() // before written: see segment
+		w := int(seg.written.Load())
+		if finished {
+			pos := e.readPos
+			s.popFront()
+			s.backlog--
+			if pos == w {
+				Buffer{seg: seg}.Release() // all of it went out in flushes
+				continue
+			}
+			// The queue's reference goes with the last slice.
+			return pollResult{buf: bufferOf(seg, pos, w-pos, wire.DataBuffer), ok: true, backlog: s.backlog, dataQueued: s.dataQueuedLocked()}
+		}
+		if s.flushRequested && w > e.readPos {
+			pos := e.readPos
+			e.readPos = w
+			s.flushRequested = false
+			seg.refs.Add(1)
+			return pollResult{buf: bufferOf(seg, pos, w-pos, wire.DataBuffer), ok: true, backlog: s.backlog, dataQueued: s.dataQueuedLocked()}
+		}
+		break
+	}
+	return pollResult{backlog: s.backlog, dataQueued: s.dataQueuedLocked()}
+}
+
+// dataQueuedLocked: a data buffer could be sent now given credit.
+func (s *subpartition) dataQueuedLocked() bool {
+	if s.blocked || s.released {
+		return false
+	}
+	return s.backlog > 0 || s.flushRequested
+}
+
+// available reports whether poll(credit > 0) would return something.
+func (s *subpartition) available(credit bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.blocked || s.released || s.len() == 0 {
+		return false
+	}
+	if s.front().isEvent {
+		return true
+	}
+	return credit && (s.backlog > 0 || s.flushRequested)
+}
+
+func (s *subpartition) backlogNow() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.backlog
+}
+
+// resume unblocks after an aligned barrier.
+func (s *subpartition) resume() {
+	s.mu.Lock()
+	was := s.blocked
+	s.blocked = false
+	l := s.listener
+	s.mu.Unlock()
+	if was && l != nil {
+		l()
+	}
+}
+
+// attach registers the single consumer of the subpartition.
+func (s *subpartition) attach(listener func()) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return ErrClosed
+	}
+	if s.hasView {
+		return ErrAlreadyConsumed
+	}
+	s.hasView = true
+	s.listener = listener
+	return nil
+}
+
+// detach releases the consumer's registration; the subpartition cannot be
+// consumed again (pipelined data is gone once read).
+func (s *subpartition) detach() {
+	s.mu.Lock()
+	s.listener = nil
+	s.mu.Unlock()
+}
+
+// release drops every queued buffer.
+func (s *subpartition) release() {
+	s.mu.Lock()
+	if s.released {
+		s.mu.Unlock()
+		return
+	}
+	s.released = true
+	q := s.queue[s.head:]
+	s.queue, s.head = nil, 0
+	s.listener = nil
+	s.mu.Unlock()
+	for _, e := range q {
+		if e.isEvent {
+			e.event.Release()
+		} else {
+			Buffer{seg: e.seg}.Release()
+		}
+	}
+}
+
+func isEndOfPartition(b Buffer) bool {
+	d := b.Bytes()
+	return len(d) == 1 && d[0] == eventEndOfPartition
+}
+
+func (s *subpartition) isReleased() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.released
+}

@@ -1,0 +1,121 @@
+package exchange
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// ChannelSelector picks the subpartition of each record (Flink's
+// ChannelSelector).
+type ChannelSelector interface {
+	// SelectChannel returns the subpartition in [0, n) for record.
+	SelectChannel(record []byte, n int) int
+	// IsBroadcast: every record goes to every subpartition (one copy).
+	IsBroadcast() bool
+}
+
+// RoundRobin sends records to subpartitions in turn.
+type RoundRobin struct{ next int }
+
+// SelectChannel implements ChannelSelector.
+func (r *RoundRobin) SelectChannel(_ []byte, n int) int {
+	i := r.next
+	if i >= n {
+		i = 0
+	}
+	r.next = i + 1
+	return i
+}
+
+// IsBroadcast implements ChannelSelector.
+func (*RoundRobin) IsBroadcast() bool { return false }
+
+// Hash sends records with equal keys to the same subpartition, by the
+// xxhash of Key(record) (the whole record if Key is nil).
+type Hash struct {
+	Key func(record []byte) []byte
+}
+
+// SelectChannel implements ChannelSelector.
+func (h Hash) SelectChannel(record []byte, n int) int {
+	k := record
+	if h.Key != nil {
+		k = h.Key(record)
+	}
+	return int(xxhash.Sum64(k) % uint64(n))
+}
+
+// IsBroadcast implements ChannelSelector.
+func (Hash) IsBroadcast() bool { return false }
+
+// Broadcast sends every record to every subpartition.
+type Broadcast struct{}
+
+// SelectChannel implements ChannelSelector.
+func (Broadcast) SelectChannel([]byte, int) int { return 0 }
+
+// IsBroadcast implements ChannelSelector.
+func (Broadcast) IsBroadcast() bool { return true }
+
+// Forward sends every record to subpartition 0 (a one-to-one connection
+// between a producer and its single consumer).
+type Forward struct{}
+
+// SelectChannel implements ChannelSelector.
+func (Forward) SelectChannel([]byte, int) int { return 0 }
+
+// IsBroadcast implements ChannelSelector.
+func (Forward) IsBroadcast() bool { return false }
+
+// RecordWriter serialises records into a partition's subpartitions as the
+// selector decides (Flink's RecordWriter). It is for one goroutine.
+type RecordWriter struct {
+	part      *ResultPartition
+	sel       ChannelSelector
+	broadcast bool
+}
+
+// NewRecordWriter writes into p through sel (RoundRobin if nil).
+func NewRecordWriter(p *ResultPartition, sel ChannelSelector) *RecordWriter {
+	if sel == nil {
+		sel = &RoundRobin{}
+	}
+	return &RecordWriter{part: p, sel: sel, broadcast: sel.IsBroadcast()}
+}
+
+// Partition is the partition written to.
+func (w *RecordWriter) Partition() *ResultPartition { return w.part }
+
+// Emit writes record to the subpartition the selector picks (all of them
+// for a broadcast selector). It blocks while the partition has no free
+// buffer (backpressure) until ctx is done. record is copied; the caller
+// may reuse it at once.
+func (w *RecordWriter) Emit(ctx context.Context, record []byte) error {
+	if w.broadcast {
+		return w.part.BroadcastRecord(ctx, record)
+	}
+	n := len(w.part.subs)
+	i := w.sel.SelectChannel(record, n)
+	if uint(i) >= uint(n) {
+		return fmt.Errorf("%w: selector returned %d for %d subpartitions", ErrSubpartitionOutOfRange, i, n)
+	}
+	return w.part.EmitTo(ctx, i, record)
+}
+
+// Broadcast writes record to every subpartition, whatever the selector.
+func (w *RecordWriter) Broadcast(ctx context.Context, record []byte) error {
+	return w.part.BroadcastRecord(ctx, record)
+}
+
+// BroadcastEvent sends ev to every subpartition.
+func (w *RecordWriter) BroadcastEvent(ctx context.Context, ev Event) error {
+	return w.part.BroadcastEvent(ctx, ev)
+}
+
+// Flush makes partially filled buffers available now.
+func (w *RecordWriter) Flush() { w.part.Flush() }
+
+// Finish ends the partition (EndOfPartition to every consumer).
+func (w *RecordWriter) Finish(ctx context.Context) error { return w.part.Finish(ctx) }
