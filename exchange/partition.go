@@ -289,6 +289,11 @@ func (p *ResultPartition) writeBytes(ctx context.Context, cur **segment, subs []
 // newSegment takes a segment from the pool (waiting for one: this is the
 // backpressure) and queues it in every subpartition in subs.
 func (p *ResultPartition) newSegment(ctx context.Context, subs []subpartition) (*segment, error) {
+	// Checked once per segment, not per record: a writer whose readers are
+	// gone never waits for buffers, and must still see cancellation.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	seg, err := p.pool.requestSegmentWait(ctx)
 	if err != nil {
 		if err == ErrClosed {
