@@ -23,7 +23,7 @@ type remoteChannel struct {
 
 	mu              sync.Mutex
 	rc              *credit.Receiver
-	received        []Buffer // FIFO, priority events at the front
+	received        ring[Buffer] // FIFO, priority events at the front
 	availExclusive  []*segment
 	availFloating   []*segment
 	link            ChannelLink
@@ -154,7 +154,7 @@ func (c *remoteChannel) OnBuffer(b Buffer, seq int32, backlog int) {
 	}
 	var giveBack *segment
 	announce := false
-	wasEmpty := len(c.received) == 0
+	wasEmpty := c.received.len() == 0
 	priority := b.DataType.IsPriority()
 	if b.IsZero() {
 		// An empty buffer: the producer handed back a credit it could not
@@ -164,11 +164,14 @@ func (c *remoteChannel) OnBuffer(b Buffer, seq int32, backlog int) {
 			giveBack = c.popFloating()
 		}
 	} else if priority {
-		c.received = append(c.received, Buffer{})
-		copy(c.received[1:], c.received)
-		c.received[0] = b
+		// Behind priority buffers that are already waiting, ahead of data.
+		k := 0
+		for k < c.received.len() && c.received.at(k).DataType.IsPriority() {
+			k++
+		}
+		c.received.insert(k, b)
 	} else {
-		c.received = append(c.received, b)
+		c.received.pushBack(b)
 	}
 	wantFloating := c.rc.OnBacklog(backlog) > 0
 	c.mu.Unlock()
@@ -341,11 +344,9 @@ func (c *remoteChannel) recycle(s *segment) {
 func (c *remoteChannel) poll() (Buffer, bool, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.received) > 0 {
-		b := c.received[0]
-		c.received[0] = Buffer{}
-		c.received = c.received[1:]
-		return b, true, len(c.received) > 0 || c.err != nil, nil
+	if c.received.len() > 0 {
+		b := c.received.popFront()
+		return b, true, c.received.len() > 0 || c.err != nil, nil
 	}
 	if c.err != nil {
 		return Buffer{}, false, false, c.err
@@ -405,8 +406,7 @@ func (c *remoteChannel) release() {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
-	received := c.received
-	c.received = nil
+	received := c.received.drain()
 	excl, flt := c.availExclusive, c.availFloating
 	c.availExclusive, c.availFloating = nil, nil
 	listening := c.rc.Listening()

@@ -99,7 +99,7 @@ type InputGate struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
-	queue  []int // channels with data, in arrival order
+	queue  ring[int] // channels with data, in arrival order
 	inQ    []bool
 	closed bool
 	wake   chan struct{}
@@ -211,9 +211,9 @@ func (g *InputGate) notifyChannel(i int, priority bool) {
 	}
 	g.inQ[i] = true
 	if priority {
-		g.queue = append([]int{i}, g.queue...)
+		g.queue.pushFront(i)
 	} else {
-		g.queue = append(g.queue, i)
+		g.queue.pushBack(i)
 	}
 	g.mu.Unlock()
 	select {
@@ -223,12 +223,8 @@ func (g *InputGate) notifyChannel(i int, priority bool) {
 }
 
 func (g *InputGate) moveToFront(i int) {
-	for k, c := range g.queue {
-		if c == i {
-			copy(g.queue[1:k+1], g.queue[:k])
-			g.queue[0] = i
-			return
-		}
+	if g.queue.removeFunc(func(c int) bool { return c == i }) {
+		g.queue.pushFront(i)
 	}
 }
 
@@ -240,9 +236,8 @@ func (g *InputGate) take(ctx context.Context) (int, error) {
 			g.mu.Unlock()
 			return -1, ErrClosed
 		}
-		if len(g.queue) > 0 {
-			i := g.queue[0]
-			g.queue = g.queue[1:]
+		if g.queue.len() > 0 {
+			i := g.queue.popFront()
 			g.inQ[i] = false
 			g.mu.Unlock()
 			return i, nil
@@ -406,7 +401,7 @@ func (g *InputGate) Close() error {
 	g.closeOnce.Do(func() {
 		g.mu.Lock()
 		g.closed = true
-		g.queue = nil
+		g.queue = ring[int]{}
 		g.mu.Unlock()
 		g.cancel()
 		g.nextMu.Lock()

@@ -25,9 +25,8 @@ type subpartition struct {
 	part  *ResultPartition
 
 	mu             sync.Mutex
-	queue          []queued // FIFO; priority events are kept at the front
-	head           int
-	backlog        int // finished data segments in the queue
+	queue          ring[queued] // FIFO; priority events are kept at the front
+	backlog        int          // finished data segments in the queue
 	flushRequested bool
 	blocked        bool // after an aligned barrier, until resumed
 	released       bool
@@ -37,18 +36,11 @@ type subpartition struct {
 	ackedAll       bool
 }
 
-func (s *subpartition) len() int { return len(s.queue) - s.head }
+func (s *subpartition) len() int { return s.queue.len() }
 
-func (s *subpartition) front() *queued { return &s.queue[s.head] }
+func (s *subpartition) front() *queued { return s.queue.front() }
 
-func (s *subpartition) popFront() {
-	s.queue[s.head] = queued{}
-	s.head++
-	if s.head == len(s.queue) {
-		s.queue = s.queue[:0]
-		s.head = 0
-	}
-}
+func (s *subpartition) popFront() { s.queue.popFront() }
 
 // pushSegment queues a fresh data segment (called by the writer).
 func (s *subpartition) pushSegment(seg *segment) bool {
@@ -57,7 +49,7 @@ func (s *subpartition) pushSegment(seg *segment) bool {
 		s.mu.Unlock()
 		return false
 	}
-	s.queue = append(s.queue, queued{seg: seg})
+	s.queue.pushBack(queued{seg: seg})
 	s.mu.Unlock()
 	return true
 }
@@ -84,16 +76,14 @@ func (s *subpartition) pushEvent(ev Buffer) bool {
 	}
 	e := queued{event: ev, isEvent: true, priority: ev.DataType.IsPriority()}
 	if !e.priority {
-		s.queue = append(s.queue, e)
+		s.queue.pushBack(e)
 	} else {
 		// After the priority events already at the front, before the rest.
-		i := s.head
-		for i < len(s.queue) && s.queue[i].priority {
-			i++
+		k := 0
+		for k < s.queue.len() && s.queue.at(k).priority {
+			k++
 		}
-		s.queue = append(s.queue, queued{})
-		copy(s.queue[i+1:], s.queue[i:])
-		s.queue[i] = e
+		s.queue.insert(k, e)
 	}
 	notify := s.listener != nil && (!s.blocked || e.priority)
 	l := s.listener
@@ -111,7 +101,7 @@ func (s *subpartition) flush() {
 		s.mu.Unlock()
 		return
 	}
-	last := &s.queue[len(s.queue)-1]
+	last := s.queue.back()
 	if last.isEvent || last.seg.finished.Load() || int(last.seg.written.Load()) == last.readPos {
 		s.mu.Unlock()
 		return
@@ -257,8 +247,7 @@ func (s *subpartition) release() {
 		return
 	}
 	s.released = true
-	q := s.queue[s.head:]
-	s.queue, s.head = nil, 0
+	q := s.queue.drain()
 	s.listener = nil
 	s.mu.Unlock()
 	for _, e := range q {
