@@ -89,6 +89,10 @@ func (r *Reader) next() Response {
 		r.done = true
 		return Response{Kind: ResponseError, Err: err}
 	}
+	if r.sub.isReleased() {
+		r.done = true
+		return Response{Kind: ResponseError, Err: fmt.Errorf("%w: partition %s released by its producer", ErrClosed, r.part.id)}
+	}
 	res := r.sub.poll(r.credit.Credit() > 0)
 	if res.ok {
 		isEvent := res.buf.DataType.IsEvent()
@@ -129,7 +133,7 @@ func (r *Reader) available() bool {
 	if r.released || r.done {
 		return false
 	}
-	if r.part.failure() != nil {
+	if r.part.failure() != nil || r.sub.isReleased() {
 		return true
 	}
 	c := r.credit.Credit()

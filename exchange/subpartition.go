@@ -248,8 +248,12 @@ func (s *subpartition) release() {
 	}
 	s.released = true
 	q := s.queue.drain()
+	l := s.listener
 	s.listener = nil
 	s.mu.Unlock()
+	if l != nil {
+		l() // a reader still attached learns that the data is gone
+	}
 	for _, e := range q {
 		if e.isEvent {
 			e.event.Release()

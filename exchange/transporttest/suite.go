@@ -62,6 +62,7 @@ func Run(t *testing.T, o Options) {
 	t.Run("LateProducer", s.testLateProducer)
 	t.Run("ProducerFailure", s.testProducerFailure)
 	t.Run("ProducerNodeDies", s.testProducerNodeDies)
+	t.Run("ProducerReleasesPartition", s.testProducerReleases)
 	t.Run("SecondConsumerRejected", s.testSecondConsumer)
 	t.Run("Events", s.testEvents)
 	t.Run("ManyChannels", s.testManyChannels)
@@ -974,4 +975,34 @@ func containsAll(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+// testProducerReleases: a partition released by its producer while a
+// consumer reads it fails that consumer's channel instead of leaving it
+// waiting forever.
+func (s *suite) testProducerReleases(t *testing.T) {
+	checkG := CheckGoroutines(t)
+	ctx := testContext(t, 20*time.Second)
+	prodEnv, consEnv := s.env(t, 0), s.env(t, 0)
+	p, err := prodEnv.CreatePartition(exchange.PartitionConfig{Subpartitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID(), Addr: prodEnv.Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, p.EmitTo(ctx, 0, []byte("first")))
+	p.Flush()
+	if e, err := g.Next(ctx); err != nil || string(e.Record) != "first" {
+		t.Fatalf("Next: %q, %v", e.Record, err)
+	}
+	p.Release()
+	if _, err := g.Next(ctx); !errors.Is(err, exchange.ErrRemote) {
+		t.Fatalf("Next after the producer released the partition: %v, want ErrRemote", err)
+	}
+	g.Close()
+	prodEnv.Close()
+	consEnv.Close()
+	checkG()
 }
