@@ -34,8 +34,8 @@ func TestLossAddsRoundTripsToLostBuffersOnly(t *testing.T) {
 	run := func(loss float64) []time.Duration {
 		var xs []time.Duration
 		Latencies(Params{
-			Link:     linkemu.Direction{Loss: loss, Delay: 10 * time.Millisecond, RateBitsPerSec: 100e6},
-			RTT:      20 * time.Millisecond, Seed: 1,
+			Link: linkemu.Direction{Loss: loss, Delay: 10 * time.Millisecond, RateBitsPerSec: 100e6},
+			RTT:  20 * time.Millisecond, Seed: 1,
 			Channels: 8, RecordSize: 1000, RecordsPerSecond: 8000,
 			Duration: 5 * time.Second,
 		}, func(d time.Duration) { xs = append(xs, d) })
