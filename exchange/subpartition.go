@@ -146,7 +146,7 @@ func (s *subpartition) poll(allowData bool) pollResult {
 					s.consumed = true
 				}
 			}
-			return pollResult{buf: ev, ok: true, backlog: s.backlog, dataQueued: s.dataQueuedLocked()}
+			return pollResult{buf: ev, ok: true, backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}
 		}
 		if !allowData {
 			break
@@ -163,18 +163,18 @@ func (s *subpartition) poll(allowData bool) pollResult {
 				continue
 			}
 			// The queue's reference goes with the last slice.
-			return pollResult{buf: bufferOf(seg, pos, w-pos, wire.DataBuffer), ok: true, backlog: s.backlog, dataQueued: s.dataQueuedLocked()}
+			return pollResult{buf: bufferOf(seg, pos, w-pos, wire.DataBuffer), ok: true, backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}
 		}
 		if s.flushRequested && w > e.readPos {
 			pos := e.readPos
 			e.readPos = w
 			s.flushRequested = false
 			seg.refs.Add(1)
-			return pollResult{buf: bufferOf(seg, pos, w-pos, wire.DataBuffer), ok: true, backlog: s.backlog, dataQueued: s.dataQueuedLocked()}
+			return pollResult{buf: bufferOf(seg, pos, w-pos, wire.DataBuffer), ok: true, backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}
 		}
 		break
 	}
-	return pollResult{backlog: s.backlog, dataQueued: s.dataQueuedLocked()}
+	return pollResult{backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}
 }
 
 // dataQueuedLocked: a data buffer could be sent now given credit.
@@ -201,8 +201,14 @@ func (s *subpartition) available(credit bool) bool {
 func (s *subpartition) backlogNow() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.backlog
+	return s.backlogLocked()
 }
+
+// backlogLocked is the backlog to report. The counter can be -1 for a
+// moment: finishSegment marks a segment finished before segmentFinished
+// counts it, and poll may take (and uncount) it in between. Reported as
+// 0, which is what remains; on the wire a negative backlog is invalid.
+func (s *subpartition) backlogLocked() int { return max(s.backlog, 0) }
 
 // resume unblocks after an aligned barrier.
 func (s *subpartition) resume() {

@@ -26,6 +26,7 @@ const ReaderBufferSize = 64 << 10
 // same error.
 type Reader struct {
 	br   *bufio.Reader
+	src  io.Reader // what br reads from; ReadPayload reads payloads from it directly
 	opts Options
 
 	pending    int  // payload bytes of the last BufferResponse still unread
@@ -53,7 +54,7 @@ type Reader struct {
 // bufio.Reader of ReaderBufferSize bytes (bufio reuses r if it already is a
 // large enough *bufio.Reader).
 func NewReader(r io.Reader, opts Options) *Reader {
-	rd := &Reader{opts: opts}
+	rd := &Reader{opts: opts, src: r}
 	rd.br = bufio.NewReaderSize(r, ReaderBufferSize)
 	return rd
 }
@@ -61,6 +62,7 @@ func NewReader(r io.Reader, opts Options) *Reader {
 // Reset discards the Reader's state and makes it read from r.
 func (r *Reader) Reset(src io.Reader) {
 	r.br.Reset(src)
+	r.src = src
 	r.pending, r.hasPending, r.err = 0, false, nil
 }
 
@@ -250,9 +252,19 @@ func (r *Reader) ReadPayload(dst []byte) error {
 		return nil
 	}
 	r.pending, r.hasPending = 0, false
-	if _, err := io.ReadFull(r.br, dst); err != nil {
-		r.err = r.readErr(err, "BufferResponse payload")
-		return r.err
+	// The buffered part first, then the rest straight from the source:
+	// bufio reads into dst directly only for reads of at least its own
+	// size, so io.ReadFull(r.br, dst) would copy every payload of less
+	// than ReaderBufferSize through the buffer.
+	n := 0
+	if b := r.br.Buffered(); b > 0 {
+		n, _ = r.br.Read(dst[:min(b, len(dst))]) // from the buffer: cannot fail
+	}
+	if n < len(dst) {
+		if _, err := io.ReadFull(r.src, dst[n:]); err != nil {
+			r.err = r.readErr(err, "BufferResponse payload")
+			return r.err
+		}
 	}
 	return nil
 }

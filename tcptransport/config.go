@@ -1,0 +1,228 @@
+package tcptransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/qexchange/qexchange/exchange"
+)
+
+// Name is the name the transport registers under ("tcp").
+const Name = "tcp"
+
+// Defaults for the zero values of Config.
+const (
+	DefaultConnectionsPerNode = 1
+	DefaultConnectTimeout     = 10 * time.Second
+	DefaultKeepAlive          = 15 * time.Second
+	DefaultWriteBatchBytes    = 256 << 10
+)
+
+// Config configures the TCP transport. Every zero value means the
+// documented default.
+type Config struct {
+	// PortRange, "lo-hi", makes Listen take the first free port of the
+	// range on the host of TransportOptions.ListenAddr (whose port is then
+	// ignored). Empty: listen on ListenAddr as given.
+	PortRange string
+	// ConnectionsPerNode is the number of connections to one remote node
+	// (default 1). With N > 1 the channels to a node are spread over N
+	// connections by a hash of their receiverId.
+	ConnectionsPerNode int
+	// ConnectTimeout bounds dialing plus the Hello handshake, on both
+	// sides (default 10 s).
+	ConnectTimeout time.Duration
+	// KeepAlive is the TCP keepalive period (default 15 s); negative
+	// disables keepalive.
+	KeepAlive time.Duration
+	// DisableNoDelay turns Nagle's algorithm back on (TCP_NODELAY is set
+	// by default: the transport coalesces writes itself).
+	DisableNoDelay bool
+	// SendBuffer and ReceiveBuffer set SO_SNDBUF and SO_RCVBUF (0: the
+	// kernel's default and autotuning).
+	SendBuffer, ReceiveBuffer int
+	// CongestionControl sets TCP_CONGESTION ("reno", "cubic", "bbr", ...)
+	// on every socket; "" keeps the kernel's default. An algorithm the
+	// kernel does not offer is an error at Listen and at dial.
+	CongestionControl string
+	// Dial creates client sockets (default: a net.Dialer). The link
+	// emulator uses it to dial from inside a network namespace.
+	Dial exchange.DialFunc
+	// Listen creates the listening socket (default: a net.ListenConfig).
+	Listen exchange.ListenFunc
+	// WriteBatchBytes bounds how many bytes the server's writer gathers
+	// into one write system call (default 256 KiB). At least one frame is
+	// always written.
+	WriteBatchBytes int
+}
+
+// New returns the factory of TCP transports configured by cfg. The
+// factory uses TransportOptions.ListenAddr, SegmentSize (the maximum frame
+// size is wire.MaxFrameSizeFor(SegmentSize)) and Logger. The transports it
+// returns are *Transport.
+func New(cfg Config) exchange.TransportFactory {
+	return func(o exchange.TransportOptions) (exchange.Transport, error) {
+		return newTransport(cfg, o)
+	}
+}
+
+func configErr(field string, value any, reason string) error {
+	return &exchange.ConfigError{Field: "tcptransport." + field, Value: value, Reason: reason}
+}
+
+// normalize applies defaults and validates cfg.
+func (cfg Config) normalize() (Config, portRange, error) {
+	var pr portRange
+	switch {
+	case cfg.ConnectionsPerNode < 0:
+		return cfg, pr, configErr("ConnectionsPerNode", cfg.ConnectionsPerNode, "must be >= 0")
+	case cfg.ConnectTimeout < 0:
+		return cfg, pr, configErr("ConnectTimeout", cfg.ConnectTimeout, "must be >= 0")
+	case cfg.SendBuffer < 0:
+		return cfg, pr, configErr("SendBuffer", cfg.SendBuffer, "must be >= 0")
+	case cfg.ReceiveBuffer < 0:
+		return cfg, pr, configErr("ReceiveBuffer", cfg.ReceiveBuffer, "must be >= 0")
+	case cfg.WriteBatchBytes < 0:
+		return cfg, pr, configErr("WriteBatchBytes", cfg.WriteBatchBytes, "must be >= 0")
+	}
+	if cfg.ConnectionsPerNode == 0 {
+		cfg.ConnectionsPerNode = DefaultConnectionsPerNode
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = DefaultKeepAlive
+	}
+	if cfg.WriteBatchBytes == 0 {
+		cfg.WriteBatchBytes = DefaultWriteBatchBytes
+	}
+	if cfg.PortRange != "" {
+		var err error
+		if pr, err = parsePortRange(cfg.PortRange); err != nil {
+			return cfg, pr, err
+		}
+	}
+	return cfg, pr, nil
+}
+
+type portRange struct{ lo, hi int }
+
+func parsePortRange(s string) (portRange, error) {
+	los, his, ok := strings.Cut(strings.TrimSpace(s), "-")
+	if !ok {
+		his = los
+	}
+	lo, err1 := strconv.Atoi(strings.TrimSpace(los))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(his))
+	if err1 != nil || err2 != nil || lo < 1 || hi > 65535 || lo > hi {
+		return portRange{}, configErr("PortRange", s, `want "lo-hi" with 1 <= lo <= hi <= 65535`)
+	}
+	return portRange{lo, hi}, nil
+}
+
+// listen opens the listening socket: on addr, or on the first free port of
+// the configured range on addr's host.
+func (t *Transport) listen(ctx context.Context, addr string) (net.Listener, error) {
+	listenFn := t.cfg.Listen
+	if listenFn == nil {
+		lc := net.ListenConfig{KeepAlive: -1} // set per connection in tune
+		listenFn = func(network, addr string) (net.Listener, error) { return lc.Listen(ctx, network, addr) }
+	}
+	if t.ports.lo == 0 {
+		ln, err := listenFn("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("tcptransport: listen on %s: %w", addr, err)
+		}
+		return ln, nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, configErr("ListenAddr", addr, err.Error())
+	}
+	var errs []error
+	for p := t.ports.lo; p <= t.ports.hi; p++ {
+		ln, err := listenFn("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			return ln, nil
+		}
+		if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES) {
+			continue // taken: try the next port
+		}
+		errs = append(errs, err)
+		if len(errs) > 3 {
+			break
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("tcptransport: no port of range %d-%d free on %q: %w", t.ports.lo, t.ports.hi, host, errors.Join(errs...))
+	}
+	return nil, fmt.Errorf("tcptransport: no port of range %d-%d free on %q: all in use", t.ports.lo, t.ports.hi, host)
+}
+
+// dial opens a client socket to addr within the connect timeout.
+func (t *Transport) dial(ctx context.Context, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.ConnectTimeout)
+	defer cancel()
+	if t.cfg.Dial != nil {
+		return t.cfg.Dial(ctx, "tcp", addr)
+	}
+	d := net.Dialer{KeepAlive: -1} // set in tune
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// tune applies the socket options to an accepted or dialed connection.
+// Options a non-TCP connection (from a Dial/Listen hook) cannot take are
+// skipped.
+func (t *Transport) tune(nc net.Conn) error {
+	type noDelayer interface{ SetNoDelay(bool) error }
+	if c, ok := nc.(noDelayer); ok {
+		if err := c.SetNoDelay(!t.cfg.DisableNoDelay); err != nil {
+			return fmt.Errorf("TCP_NODELAY: %w", err)
+		}
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		if t.cfg.KeepAlive < 0 {
+			if err := tc.SetKeepAlive(false); err != nil {
+				return fmt.Errorf("SO_KEEPALIVE: %w", err)
+			}
+		} else {
+			ka := net.KeepAliveConfig{Enable: true, Idle: t.cfg.KeepAlive, Interval: t.cfg.KeepAlive, Count: -1}
+			if err := tc.SetKeepAliveConfig(ka); err != nil {
+				return fmt.Errorf("keepalive: %w", err)
+			}
+		}
+		if n := t.cfg.SendBuffer; n > 0 {
+			if err := tc.SetWriteBuffer(n); err != nil {
+				return fmt.Errorf("SO_SNDBUF: %w", err)
+			}
+		}
+		if n := t.cfg.ReceiveBuffer; n > 0 {
+			if err := tc.SetReadBuffer(n); err != nil {
+				return fmt.Errorf("SO_RCVBUF: %w", err)
+			}
+		}
+	}
+	if cc := t.cfg.CongestionControl; cc != "" {
+		sc, ok := nc.(syscall.Conn)
+		if !ok {
+			return nil
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = setCongestion(int(fd), cc) }); err != nil {
+			return err
+		}
+		return serr
+	}
+	return nil
+}

@@ -1,0 +1,380 @@
+package tcptransport
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/wire"
+)
+
+// Transport is the TCP exchange.Transport of one node. New's factory
+// returns it as an exchange.Transport; assert to *Transport for Stats.
+type Transport struct {
+	cfg        Config
+	ports      portRange
+	listenAddr string
+	log        zerolog.Logger
+	wopts      wire.Options
+	maxFrame   int
+
+	ctx    context.Context // cancelled by Close: aborts dials
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	ln       net.Listener
+	addr     string
+	provider exchange.ReaderProvider
+	clients  map[string]*clientConn // by connKey
+	served   map[*serverConn]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+
+	stats counters
+}
+
+var _ exchange.Transport = (*Transport)(nil)
+
+func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
+	cfg, pr, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	if o.SegmentSize <= 0 {
+		return nil, configErr("SegmentSize", o.SegmentSize, "must be > 0")
+	}
+	addr := o.ListenAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	maxFrame := wire.MaxFrameSizeFor(o.SegmentSize)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Transport{
+		cfg: cfg, ports: pr, listenAddr: addr,
+		log:      o.Logger.With().Str("transport", Name).Logger(),
+		wopts:    wire.Options{StreamMode: false, MaxFrameSize: maxFrame},
+		maxFrame: maxFrame,
+		ctx:      ctx, cancel: cancel,
+		clients: make(map[string]*clientConn),
+		served:  make(map[*serverConn]struct{}),
+	}, nil
+}
+
+// Name implements exchange.Transport.
+func (t *Transport) Name() string { return Name }
+
+// Addr implements exchange.Transport: the listening address.
+func (t *Transport) Addr() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.addr
+}
+
+// Listen implements exchange.Transport.
+func (t *Transport) Listen(ctx context.Context, provider exchange.ReaderProvider) error {
+	if provider == nil {
+		return configErr("provider", nil, "Listen needs a ReaderProvider")
+	}
+	if cc := t.cfg.CongestionControl; cc != "" {
+		if err := checkCongestion(cc); err != nil {
+			return err
+		}
+	}
+	t.mu.Lock()
+	switch {
+	case t.closed:
+		t.mu.Unlock()
+		return exchange.ErrClosed
+	case t.ln != nil:
+		t.mu.Unlock()
+		return fmt.Errorf("tcptransport: already listening on %s", t.addr)
+	}
+	t.mu.Unlock()
+	ln, err := t.listen(ctx, t.listenAddr)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		ln.Close()
+		return exchange.ErrClosed
+	}
+	t.ln, t.addr, t.provider = ln, ln.Addr().String(), provider
+	t.wg.Add(1)
+	t.mu.Unlock()
+	t.log.Debug().Str("addr", ln.Addr().String()).Msg("listening")
+	go t.acceptLoop(ln, provider)
+	return nil
+}
+
+func (t *Transport) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
+func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ReaderProvider) {
+	defer t.wg.Done()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if t.isClosed() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off and retry
+			// (as net/http does) rather than give up serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			t.log.Warn().Err(err).Dur("retry_in", delay).Msg("accept failed")
+			select {
+			case <-time.After(delay):
+			case <-t.ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		peer := nc.RemoteAddr().String()
+		if err := t.tune(nc); err != nil {
+			t.log.Warn().Err(err).Str("peer", peer).Msg("socket options failed; closing connection")
+			nc.Close()
+			continue
+		}
+		c := newServerConn(t, nc, provider)
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			nc.Close()
+			return
+		}
+		t.served[c] = struct{}{}
+		t.wg.Add(1)
+		t.mu.Unlock()
+		t.stats.accepted.Add(1)
+		go c.serve()
+	}
+}
+
+// connKey names the client connection a channel to addr uses.
+func (t *Transport) connKey(addr string, id wire.ID) string {
+	n := t.cfg.ConnectionsPerNode
+	if n <= 1 {
+		return addr
+	}
+	h := binary.LittleEndian.Uint64(id[:8]) ^ binary.LittleEndian.Uint64(id[8:])
+	return addr + "#" + strconv.Itoa(int(h%uint64(n)))
+}
+
+// OpenChannel implements exchange.Transport. It dials (or shares) the
+// connection to addr, registers h under req.Receiver and queues the
+// PartitionRequest. Dial failures are *exchange.ConnectionError.
+func (t *Transport) OpenChannel(ctx context.Context, addr string, req exchange.ChannelRequest, h exchange.ChannelHandler) (exchange.ChannelLink, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if req.InitialCredit < 0 || req.Subpartition < 0 {
+		return nil, configErr("ChannelRequest", fmt.Sprintf("%+v", req), "negative credit or subpartition")
+	}
+	id := wire.ID(req.Receiver)
+	key := t.connKey(addr, id)
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil, exchange.ErrClosed
+	}
+	c := t.clients[key]
+	if c != nil && c.isBroken() {
+		delete(t.clients, key)
+		c = nil
+	}
+	if c == nil {
+		c = newClientConn(t, key, addr)
+		t.clients[key] = c
+		t.wg.Add(1)
+		go c.run()
+	}
+	c.refs++
+	t.mu.Unlock()
+
+	select {
+	case <-c.ready:
+	case <-ctx.Done():
+		t.release(c)
+		return nil, ctx.Err()
+	}
+	if c.dialErr != nil {
+		t.release(c)
+		return nil, c.dialErr
+	}
+	ch := &clientChannel{c: c, id: id, part: req.Partition, h: h}
+	c.mu.Lock()
+	if c.broken != nil {
+		err := c.broken
+		c.mu.Unlock()
+		t.release(c)
+		return nil, c.connError(err)
+	}
+	if _, dup := c.chans[id]; dup {
+		c.mu.Unlock()
+		t.release(c)
+		return nil, fmt.Errorf("%w: tcptransport: receiver %s is already open on the connection to %s", exchange.ErrAlreadyConsumed, id, addr)
+	}
+	c.chans[id] = ch
+	c.recent.remove(id)
+	c.tasks = append(c.tasks, ctask{kind: taskRequest, ch: ch, n: int32(req.InitialCredit), sub: int32(req.Subpartition)})
+	c.mu.Unlock()
+	c.signal()
+	return ch, nil
+}
+
+// release drops one reference to c; the last one closes it.
+func (t *Transport) release(c *clientConn) {
+	t.mu.Lock()
+	c.refs--
+	last := c.refs == 0
+	if last && t.clients[c.key] == c {
+		delete(t.clients, c.key)
+	}
+	t.mu.Unlock()
+	if last {
+		c.closeGracefully()
+	}
+}
+
+// Close implements exchange.Transport: it stops listening, closes every
+// connection (failing their channels with an error wrapping
+// exchange.ErrClosed) and waits for every goroutine of the transport.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	ln := t.ln
+	clients := make([]*clientConn, 0, len(t.clients))
+	for _, c := range t.clients {
+		clients = append(clients, c)
+	}
+	t.clients = map[string]*clientConn{}
+	served := make([]*serverConn, 0, len(t.served))
+	for c := range t.served {
+		served = append(served, c)
+	}
+	t.mu.Unlock()
+	t.cancel()
+	if ln != nil {
+		ln.Close()
+	}
+	for _, c := range clients {
+		c.shutdown()
+	}
+	for _, c := range served {
+		c.nc.Close()
+	}
+	t.wg.Wait()
+	return nil
+}
+
+// errTransportClosed is the cause channels fail with when their transport
+// closes.
+var errTransportClosed = fmt.Errorf("%w: tcptransport: transport closed", exchange.ErrClosed)
+
+// Stats are cumulative counters of one transport, for benchmarks.
+type Stats struct {
+	ConnectionsDialed   int64 // client connections established
+	ConnectionsAccepted int64 // server connections accepted
+	Writes              int64 // write calls of the server's writers (each one writev of a batch)
+	BytesWritten        int64 // bytes written by the server's writers
+	BuffersSent         int64 // BufferResponses written
+	BuffersReceived     int64 // BufferResponses received by the client side
+	PayloadBytesRecv    int64 // payload bytes received by the client side
+	ClientWrites        int64 // write calls of the clients' writers (AddCredit and other control messages)
+}
+
+type counters struct {
+	dialed, accepted                   atomic.Int64
+	writes, bytesWritten, buffersSent  atomic.Int64
+	buffersReceived, payloadBytesRecvd atomic.Int64
+	clientWrites                       atomic.Int64
+}
+
+// Stats returns the transport's counters.
+func (t *Transport) Stats() Stats {
+	s := &t.stats
+	return Stats{
+		ConnectionsDialed: s.dialed.Load(), ConnectionsAccepted: s.accepted.Load(),
+		Writes: s.writes.Load(), BytesWritten: s.bytesWritten.Load(), BuffersSent: s.buffersSent.Load(),
+		BuffersReceived: s.buffersReceived.Load(), PayloadBytesRecv: s.payloadBytesRecvd.Load(),
+		ClientWrites: s.clientWrites.Load(),
+	}
+}
+
+// peerClosed describes a clean end of stream.
+var errPeerClosed = errors.New("connection closed by peer")
+
+// causeOf turns a read error into the cause a channel fails with.
+func causeOf(err error) error {
+	if errors.Is(err, io.EOF) {
+		return errPeerClosed
+	}
+	return err
+}
+
+// isProtocolErr reports whether err is bad input (rather than I/O).
+func isProtocolErr(err error) bool {
+	return errors.Is(err, wire.ErrProtocol) || errors.Is(err, exchange.ErrProtocol)
+}
+
+// recentSet is a bounded set of recently released receiverIds: frames for
+// them are a normal race and are dropped silently, while ids never seen
+// are a protocol error. The oldest ids fall out first.
+type recentSet struct {
+	m    map[wire.ID]uint64
+	ring []recentEntry
+	next int
+	gen  uint64
+}
+
+type recentEntry struct {
+	id  wire.ID
+	gen uint64
+}
+
+const recentCap = 8192
+
+func (s *recentSet) add(id wire.ID) {
+	if s.m == nil {
+		s.m = make(map[wire.ID]uint64)
+	}
+	s.gen++
+	if len(s.ring) < recentCap {
+		s.ring = append(s.ring, recentEntry{id, s.gen})
+	} else {
+		old := s.ring[s.next]
+		if g, ok := s.m[old.id]; ok && g == old.gen {
+			delete(s.m, old.id)
+		}
+		s.ring[s.next] = recentEntry{id, s.gen}
+		s.next = (s.next + 1) % recentCap
+	}
+	s.m[id] = s.gen
+}
+
+func (s *recentSet) has(id wire.ID) bool {
+	_, ok := s.m[id]
+	return ok
+}
+
+func (s *recentSet) remove(id wire.ID) { delete(s.m, id) }
