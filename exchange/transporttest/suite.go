@@ -860,9 +860,13 @@ func (s *suite) testEvents(t *testing.T) {
 		return a == "iteration done" && b == "iteration done"
 	})
 
-	// EndOfData and its acknowledgement.
+	// EndOfData and its acknowledgement. As in Flink, the producer
+	// finishes only after the acknowledgement: finishing earlier lets one
+	// channel's EndOfPartition (which releases that channel) be read
+	// before another channel's EndOfData on transports that deliver
+	// channels independently, and the acknowledgement could then not be
+	// sent on the released channel.
 	must(t, p.EndOfData(ctx))
-	must(t, p.Finish(ctx))
 	eod := 0
 	for eod < 2 {
 		e := next()
@@ -881,6 +885,7 @@ func (s *suite) testEvents(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("acknowledgement did not reach the producer")
 	}
+	must(t, p.Finish(ctx))
 	g.Close()
 	prodEnv.Close()
 	consEnv.Close()
