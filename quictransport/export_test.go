@@ -1,0 +1,33 @@
+package quictransport
+
+import (
+	"crypto/tls"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/qexchange/qexchange/exchange"
+)
+
+// ConnTo returns the connection tr (a QUIC transport) holds to addr, or
+// nil: tests open raw streams on the connection real channels use.
+func ConnTo(tr exchange.Transport, addr string) *quic.Conn {
+	t := tr.(*Transport)
+	t.mu.Lock()
+	cc := t.conns[addr]
+	t.mu.Unlock()
+	if cc == nil {
+		return nil
+	}
+	return cc.waitConn()
+}
+
+// RawConfigs returns the TLS and QUIC configurations the transport would
+// use for cfg, for raw quic-go baselines with the same settings.
+func RawConfigs(cfg Config, segmentSize int) (server, client *tls.Config, serverQUIC, clientQUIC *quic.Config, err error) {
+	cfg = cfg.withDefaults(segmentSize)
+	ts, err := newTLSSetup(cfg)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return ts.serverConfig(), ts.clientConfig("127.0.0.1"), cfg.quicConfig(true), cfg.quicConfig(false), nil
+}

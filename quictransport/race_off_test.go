@@ -1,0 +1,5 @@
+//go:build !race
+
+package quictransport_test
+
+const raceEnabled = false

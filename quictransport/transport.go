@@ -1,0 +1,293 @@
+package quictransport
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"github.com/quic-go/quic-go"
+	"github.com/rs/zerolog"
+
+	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/wire"
+)
+
+// Stream error codes (RESET_STREAM / STOP_SENDING), as seen by the peer
+// in a *quic.StreamError.
+const (
+	// StreamCodeCancelled: the consumer closed its channel
+	// (ChannelLink.Close), or the producer stopped serving it because the
+	// consumer went away.
+	StreamCodeCancelled quic.StreamErrorCode = 0x5158_0001
+	// StreamCodeProtocol: the stream carried bad input (a bad frame, a
+	// wrong Hello, an invalid field, data without credit); only this
+	// stream (channel) fails. An ErrorResponse describing it precedes the
+	// reset where the direction still allows one.
+	StreamCodeProtocol quic.StreamErrorCode = 0x5158_0002
+	// StreamCodeRefused: the producer answered the partition request with
+	// an ErrorResponse (partition not found, already consumed, ...).
+	StreamCodeRefused quic.StreamErrorCode = 0x5158_0003
+)
+
+// Connection error codes (CONNECTION_CLOSE), as seen by the peer in a
+// *quic.ApplicationError.
+const (
+	// ConnCodeUnused: the last channel on the connection was released.
+	ConnCodeUnused quic.ApplicationErrorCode = 0
+	// ConnCodeShutdown: the node closed its transport.
+	ConnCodeShutdown quic.ApplicationErrorCode = 0x5158_0010
+)
+
+// quicGoBufferTarget is the socket buffer size below which quic-go warns
+// (through the standard library's global logger).
+const quicGoBufferTarget = 7 << 20
+
+// New returns the factory of QUIC transports configured by cfg. The
+// factory fails if cfg gives no certificate or no way to verify peers.
+func New(cfg Config) exchange.TransportFactory {
+	return func(o exchange.TransportOptions) (exchange.Transport, error) {
+		return newTransport(cfg, o)
+	}
+}
+
+// Transport is one node's QUIC transport: one UDP socket and one
+// quic.Transport for listening and dialing, one connection per remote
+// node, one bidirectional stream per input channel.
+type Transport struct {
+	cfg    Config
+	log    zerolog.Logger
+	tls    *tlsSetup
+	opts   wire.Options
+	segSz  int
+	pc     net.PacketConn
+	tr     *quic.Transport
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	addr     string
+	provider exchange.ReaderProvider
+	ln       *quic.Listener
+	conns    map[string]*clientConn // client side, by dialed address
+	served   map[*quic.Conn]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+var _ exchange.Transport = (*Transport)(nil)
+
+func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = exchange.DefaultSegmentSize
+	}
+	cfg = cfg.withDefaults(o.SegmentSize)
+	ts, err := newTLSSetup(cfg)
+	if err != nil {
+		return nil, err
+	}
+	addr := o.ListenAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	listen := cfg.ListenPacket
+	if listen == nil {
+		listen = net.ListenPacket
+	}
+	pc, err := listen("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("quictransport: listening on %s: %w", addr, err)
+	}
+	t := &Transport{
+		cfg: cfg, log: o.Logger.With().Str("transport", Name).Logger(), tls: ts,
+		opts:   wire.Options{StreamMode: true, MaxFrameSize: wire.MaxFrameSizeFor(o.SegmentSize)},
+		segSz:  o.SegmentSize,
+		pc:     pc,
+		conns:  make(map[string]*clientConn),
+		served: make(map[*quic.Conn]struct{}),
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.checkBuffers()
+	var resetKey quic.StatelessResetKey
+	_, _ = rand.Read(resetKey[:])
+	t.tr = &quic.Transport{Conn: pc, StatelessResetKey: &resetKey}
+	return t, nil
+}
+
+// checkBuffers raises the socket buffers and warns once, with the
+// sysctl to run, when the kernel caps them.
+func (t *Transport) checkBuffers() {
+	rcv, snd := raiseBuffers(t.pc, t.cfg.UDPBufferSize)
+	if !rcv.capped() && !snd.capped() {
+		return
+	}
+	t.log.Warn().Int("want_bytes", t.cfg.UDPBufferSize).Int("receive_bytes", rcv.got).Int("send_bytes", snd.got).
+		Str("fix", fmt.Sprintf(bufferSysctlHint, t.cfg.UDPBufferSize, t.cfg.UDPBufferSize)).
+		Msg("UDP socket buffers capped by the kernel; QUIC throughput may suffer")
+	if (rcv.got > 0 && rcv.got < quicGoBufferTarget) || (snd.got > 0 && snd.got < quicGoBufferTarget) {
+		// quic-go would print the same warning through the standard
+		// library's global logger; it has been reported above. An
+		// explicit setting by the user wins.
+		if _, set := os.LookupEnv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING"); !set {
+			_ = os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
+		}
+	}
+}
+
+// Name implements exchange.Transport.
+func (t *Transport) Name() string { return Name }
+
+// Addr implements exchange.Transport.
+func (t *Transport) Addr() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.addr
+}
+
+// Listen implements exchange.Transport.
+func (t *Transport) Listen(_ context.Context, provider exchange.ReaderProvider) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return exchange.ErrClosed
+	}
+	if t.ln != nil {
+		return errors.New("quictransport: already listening")
+	}
+	ln, err := t.tr.Listen(t.tls.serverConfig(), t.cfg.quicConfig(true))
+	if err != nil {
+		return fmt.Errorf("quictransport: listen: %w", err)
+	}
+	t.ln, t.provider = ln, provider
+	t.addr = t.pc.LocalAddr().String()
+	t.wg.Add(1)
+	go t.acceptLoop(ln)
+	t.log.Debug().Str("addr", t.addr).Msg("listening")
+	return nil
+}
+
+// goTracked runs f in a goroutine the transport's Close waits for; it
+// returns false (and does not run f) once the transport is closed.
+func (t *Transport) goTracked(f func()) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (t *Transport) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
+// Close implements exchange.Transport: it closes every connection with
+// ConnCodeShutdown (so peers fail their channels at once), waits for the
+// transport's goroutines and closes the socket.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	ln := t.ln
+	var conns []*quic.Conn
+	for c := range t.served {
+		conns = append(conns, c)
+	}
+	var dialing []*clientConn
+	for _, cc := range t.conns {
+		dialing = append(dialing, cc)
+	}
+	t.mu.Unlock()
+	t.cancel()
+	if ln != nil {
+		ln.Close()
+	}
+	for _, cc := range dialing {
+		if c := cc.waitConn(); c != nil {
+			conns = append(conns, c)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() { c.CloseWithError(ConnCodeShutdown, "node shutting down") })
+	}
+	wg.Wait()
+	t.wg.Wait()
+	err := t.tr.Close()
+	if cerr := t.pc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// acceptLoop accepts connections until the listener closes.
+func (t *Transport) acceptLoop(ln *quic.Listener) {
+	defer t.wg.Done()
+	for {
+		c, err := ln.Accept(t.ctx)
+		if err != nil {
+			return
+		}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			c.CloseWithError(ConnCodeShutdown, "node shutting down")
+			continue
+		}
+		t.served[c] = struct{}{}
+		t.wg.Add(1)
+		t.mu.Unlock()
+		go func() {
+			defer t.wg.Done()
+			t.serveConn(c)
+		}()
+	}
+}
+
+// serveConn accepts the streams (channels) of one incoming connection.
+func (t *Transport) serveConn(c *quic.Conn) {
+	peer := c.RemoteAddr().String()
+	log := t.log.With().Str("peer", peer).Logger()
+	log.Debug().Msg("connection accepted")
+	defer func() {
+		t.mu.Lock()
+		delete(t.served, c)
+		t.mu.Unlock()
+	}()
+	for {
+		str, err := c.AcceptStream(t.ctx)
+		if err != nil {
+			log.Debug().Err(err).Msg("connection ended")
+			return
+		}
+		s := newServerStream(t, str, peer, log)
+		if !t.goTracked(s.serve) {
+			str.CancelRead(StreamCodeCancelled)
+			str.CancelWrite(StreamCodeCancelled)
+			return
+		}
+	}
+}
+
+// connError is the error a channel fails with when its connection (or
+// stream) breaks: ErrClosed if this transport is closing, a
+// *exchange.ConnectionError naming the peer otherwise.
+func (t *Transport) connError(peer string, err error) error {
+	if t.isClosed() {
+		return fmt.Errorf("quictransport: connection to %s: %w", peer, exchange.ErrClosed)
+	}
+	return &exchange.ConnectionError{Peer: peer, Err: err}
+}
