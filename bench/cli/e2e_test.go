@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qexchange/qexchange/bench/results"
+	"github.com/qexchange/qexchange/exchange/transporttest"
+)
+
+// runBenchCmd runs exchange bench in-process and returns the report.
+func runBenchCmd(t *testing.T, args ...string) (*results.Report, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "out.json")
+	var out, errb bytes.Buffer
+	code := Main(append(append([]string{"bench"}, args...), "-json", path), &out, &errb)
+	if code != ExitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := results.ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, out.String()
+}
+
+func checkClean(t *testing.T, r *results.Result) {
+	t.Helper()
+	if r.Error != "" || r.Lost != 0 || r.Duplicated != 0 || r.Reordered != 0 || r.ChecksumFailures != 0 || r.Invalid != 0 {
+		t.Errorf("%s: not clean: %+v", r.Transport, r)
+	}
+	if r.Bytes <= 0 || r.Seconds <= 0 || r.MBytesPerSec <= 0 || r.CPUSeconds <= 0 {
+		t.Errorf("%s: missing measurements: %+v", r.Transport, r)
+	}
+	if r.LatencyUS.Samples == 0 || r.LatencyUS.P50 <= 0 || r.LatencyUS.Max < r.LatencyUS.P999 || r.LatencyUS.P999 < r.LatencyUS.P99 || r.LatencyUS.P99 < r.LatencyUS.P50 {
+		t.Errorf("%s: latency %+v", r.Transport, r.LatencyUS)
+	}
+	if !strings.HasPrefix(r.Transport, "raw-") {
+		if r.Records <= 0 || r.RecordsPerMs <= 0 || r.Sent != r.Records {
+			t.Errorf("%s: records %d sent %d rec/ms %v", r.Transport, r.Records, r.Sent, r.RecordsPerMs)
+		}
+	}
+}
+
+// TestBenchAllTransports runs the bench command for about a second per
+// transport: mem, tcp, quic and both raw baselines.
+func TestBenchAllTransports(t *testing.T) {
+	defer transporttest.CheckGoroutines(t)()
+	rep, table := runBenchCmd(t, "-transport", "mem,all", "-duration", "1s")
+	want := []string{"mem", "tcp", "quic", "raw-tcp", "raw-quic"}
+	if len(rep.Results) != len(want) {
+		t.Fatalf("%d results, want %d", len(rep.Results), len(want))
+	}
+	for i, name := range want {
+		if rep.Results[i].Transport != name {
+			t.Errorf("result %d is %s, want %s", i, rep.Results[i].Transport, name)
+		}
+		checkClean(t, &rep.Results[i])
+	}
+	c := rep.Config
+	if c.Writers != 4 || c.Readers != 16 || c.Channels != 64 || c.RecordSize != 64 || c.Duration != "1s" || c.BufferTimeout != "100ms" ||
+		c.SegmentSize != 32768 || c.NetworkMemory != 64<<20 || strings.Join(c.Transports, ",") != strings.Join(want, ",") {
+		t.Errorf("config %+v", c)
+	}
+	for _, w := range []string{"tcp", "quic", "raw-tcp", "raw-quic", "vs raw", "p99.9"} {
+		if !strings.Contains(table, w) {
+			t.Errorf("table lacks %q:\n%s", w, table)
+		}
+	}
+	// The raw JSON has the documented keys.
+	b, _ := json.Marshal(rep)
+	for _, k := range []string{`"records_per_ms"`, `"mbytes_per_sec"`, `"latency_us"`, `"p999"`, `"cpu_seconds"`} {
+		if !bytes.Contains(b, []byte(k)) {
+			t.Errorf("JSON lacks %s", k)
+		}
+	}
+	t.Logf("\n%s", table)
+}
+
+// TestBenchVariants covers selectors, record sizes and flush modes on the
+// in-memory transport.
+func TestBenchVariants(t *testing.T) {
+	for _, args := range [][]string{
+		{"-selector", "broadcast", "-readers", "5", "-writers", "2"},
+		{"-selector", "hash", "-record-size", "8"},
+		{"-selector", "hash", "-record-size", "200"},
+		{"-record-size", "8", "-buffer-timeout", "0", "-writers", "1", "-readers", "3"},
+		{"-record-size", "20", "-buffer-timeout", "-1", "-segment-size", "4KiB"},
+		{"-record-size", "100000", "-segment-size", "4KiB", "-readers", "2"}, // records span buffers
+		{"-preset", "latency", "-rate", "2000"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			rep, _ := runBenchCmd(t, append([]string{"-transport", "mem", "-duration", "300ms"}, args...)...)
+			checkClean(t, &rep.Results[0])
+		})
+	}
+}
+
+// TestBenchExactRecords: with -records the counts are exact.
+func TestBenchExactRecords(t *testing.T) {
+	for _, sel := range []string{"roundrobin", "hash", "broadcast"} {
+		rep, _ := runBenchCmd(t, "-transport", "mem", "-duration", "1m", "-records", "100003", "-selector", sel, "-readers", "3")
+		r := rep.Results[0]
+		checkClean(t, &r)
+		want := int64(100003)
+		if sel == "broadcast" {
+			want *= 3
+		}
+		if r.Records != want || r.Sent != want {
+			t.Errorf("%s: records %d sent %d, want %d", sel, r.Records, r.Sent, want)
+		}
+	}
+}

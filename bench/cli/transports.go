@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/qexchange/qexchange/bench/raw"
+	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/memtransport"
+	"github.com/qexchange/qexchange/exchange/wire"
+	"github.com/qexchange/qexchange/quictransport"
+	"github.com/qexchange/qexchange/tcptransport"
+)
+
+// Hooks let later work (the link emulator) create the transports' sockets
+// elsewhere, e.g. inside network namespaces. Nil fields: the defaults.
+type Hooks struct {
+	Dial         exchange.DialFunc
+	Listen       exchange.ListenFunc
+	ListenPacket func(network, addr string) (net.PacketConn, error)
+	// ProducerListen and ConsumerListen are the bench environments'
+	// listen addresses (default 127.0.0.1:0).
+	ProducerListen, ConsumerListen string
+}
+
+// tlsMaterial is what both QUIC nodes present and accept.
+type tlsMaterial struct {
+	cert tls.Certificate
+	pin  [32]byte
+	// files instead of cert/pin
+	certFile, keyFile, caFile string
+}
+
+// inProcessTLS is an ephemeral self-signed certificate both in-process
+// nodes present and pin.
+func inProcessTLS() (*tlsMaterial, error) {
+	cert, pin, err := quictransport.SelfSigned("localhost", "127.0.0.1", "::1")
+	if err != nil {
+		return nil, fmt.Errorf("self-signed certificate: %w", err)
+	}
+	return &tlsMaterial{cert: cert, pin: pin}, nil
+}
+
+// crossProcessTLS: files when given, else a certificate derived from the
+// shared secret (default: from the job name).
+func crossProcessTLS(o *options) (*tlsMaterial, error) {
+	if o.tlsCert != "" {
+		return &tlsMaterial{certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCA}, nil
+	}
+	secret := o.secret
+	if secret == "" {
+		secret = secretLabel + o.job
+	}
+	cert, pin, err := quictransport.DeriveSelfSigned(secret)
+	if err != nil {
+		return nil, err
+	}
+	return &tlsMaterial{cert: cert, pin: pin}, nil
+}
+
+func (m *tlsMaterial) quicConfig() quictransport.Config {
+	if m.certFile != "" {
+		return quictransport.Config{CertFile: m.certFile, KeyFile: m.keyFile, CAFile: m.caFile}
+	}
+	c := m.cert
+	return quictransport.Config{Certificate: &c, PinnedSHA256: [][32]byte{m.pin}, ServerName: "localhost"}
+}
+
+// tcpConfig is the TCP transport's configuration (defaults + hooks); the
+// raw TCP baseline mirrors it.
+func tcpConfig(h Hooks) tcptransport.Config {
+	return tcptransport.Config{Dial: h.Dial, Listen: h.Listen}
+}
+
+func rawTCPOptions(h Hooks) raw.TCPOptions {
+	return raw.TCPOptions{KeepAlive: tcptransport.DefaultKeepAlive, Dial: h.Dial, Listen: h.Listen}
+}
+
+func rawQUICOptions(m *tlsMaterial, segmentSize int, h Hooks) raw.QUICOptions {
+	return raw.QUICOptions{
+		ListenPacket: h.ListenPacket,
+		Certificate:  m.cert, Pin: m.pin,
+		// quictransport's defaults for this segment size.
+		StreamReceiveWindow: max(quictransport.DefaultStreamReceiveWindow, 64*uint64(wire.MaxFrameSizeFor(segmentSize))),
+		UDPBufferSize:       quictransport.DefaultUDPBufferSize,
+	}
+}
+
+// factory returns the transport factory for an in-process bench node.
+// mem transports share net (one network per run).
+func factory(name string, h Hooks, m *tlsMaterial, mem *memtransport.Network) exchange.TransportFactory {
+	switch name {
+	case tTCP:
+		return tcptransport.New(tcpConfig(h))
+	case tQUIC:
+		c := m.quicConfig()
+		c.ListenPacket = h.ListenPacket
+		return quictransport.New(c)
+	case tMem:
+		return mem.Factory()
+	}
+	return nil
+}
+
+// processFactory returns the factory for serve/consume.
+func processFactory(o *options, h Hooks, handshake time.Duration) (exchange.TransportFactory, error) {
+	name := o.transports.items[0]
+	if name == tTCP {
+		c := tcpConfig(h)
+		c.ConnectTimeout = handshake
+		return tcptransport.New(c), nil
+	}
+	m, err := crossProcessTLS(o)
+	if err != nil {
+		return nil, err
+	}
+	c := m.quicConfig()
+	c.ListenPacket = h.ListenPacket
+	c.IdleTimeout = o.idleTimeout
+	c.KeepAlivePeriod = max(o.idleTimeout/3, time.Millisecond)
+	c.HandshakeTimeout = handshake
+	if m.certFile == "" {
+		c.ServerName = "qexchange" // the derived certificate's name (pinned anyway)
+	}
+	return quictransport.New(c), nil
+}

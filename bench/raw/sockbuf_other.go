@@ -1,0 +1,7 @@
+//go:build !linux
+
+package raw
+
+import "net"
+
+func forceBuffers(*net.UDPConn, int) {}

@@ -1,0 +1,257 @@
+// Package workload is the benchmark's traffic: the verified record format,
+// the producer loop (one goroutine per result partition) and the consumer
+// loop (one goroutine per input gate).
+package workload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/qexchange/qexchange/exchange"
+)
+
+// ProducerConfig describes one writer.
+type ProducerConfig struct {
+	Writer, Writers, Readers int
+	Selector                 string
+	RecordSize               int
+	// SampleEvery: one record in SampleEvery carries a fresh timestamp
+	// and a sampled flag, and the consumer measures its latency (default
+	// DefaultSampleEvery, 1 with a Rate).
+	SampleEvery int
+	// Rate limits the writer to Rate records per second (0: unlimited).
+	Rate float64
+	// Records stops the writer after that many records (0: until Stop).
+	Records int64
+	// BufferTimeout is the partition's, reported in the hello.
+	BufferTimeout time.Duration
+}
+
+// Producer writes one partition's records.
+type Producer struct {
+	cfg     ProducerConfig
+	clock   *Clock
+	enc     *Encoder
+	emitted atomic.Int64
+}
+
+// SampleEvery resolves the sampling interval: requested if > 0, every
+// record for paced runs, else DefaultSampleEvery. (Reading the clock twice
+// per record, on the producer and the consumer, costs more than the rest
+// of the verification; 1 in 16 still gives hundreds of thousands of
+// samples per second.) recordSize is kept for future size-dependent
+// choices.
+func SampleEvery(recordSize int, rate float64, requested int) int {
+	switch {
+	case requested > 0:
+		return requested
+	case rate > 0:
+		return 1
+	}
+	return DefaultSampleEvery
+}
+
+// NewProducer prepares writer cfg.Writer.
+func NewProducer(cfg ProducerConfig, clock *Clock) *Producer {
+	cfg.SampleEvery = SampleEvery(cfg.RecordSize, cfg.Rate, cfg.SampleEvery)
+	return &Producer{cfg: cfg, clock: clock, enc: NewEncoder(cfg.Writer, cfg.Readers, cfg.Selector, cfg.RecordSize, cfg.SampleEvery, clock)}
+}
+
+// Emitted is the number of records written so far (updated every 256).
+func (p *Producer) Emitted() int64 { return p.emitted.Load() }
+
+// Sent returns the records sent to each subpartition (after Run).
+func (p *Producer) Sent() []uint64 { return p.enc.SentCounts() }
+
+// Selector returns the exchange selector for a selector name.
+func Selector(name string) exchange.ChannelSelector {
+	switch name {
+	case Hash:
+		return exchange.Hash{Key: HashKey}
+	case Broadcast:
+		return exchange.Broadcast{}
+	}
+	return &exchange.RoundRobin{}
+}
+
+// Run writes the hello, records until stop is set, ctx ends or
+// cfg.Records are written, then the final counts and EndOfData (Finish
+// follows). segmentSize bounds the control events.
+func (p *Producer) Run(ctx context.Context, part *exchange.ResultPartition, segmentSize int, stop *atomic.Bool) error {
+	cfg := p.cfg
+	rw := exchange.NewRecordWriter(part, Selector(cfg.Selector))
+	hello := Hello{
+		Writer: cfg.Writer, Writers: cfg.Writers, Readers: cfg.Readers,
+		Selector: cfg.Selector, RecordSize: cfg.RecordSize, SampleEvery: cfg.SampleEvery,
+		BufferTimeout: cfg.BufferTimeout, Rate: cfg.Rate,
+		ClockAbs: p.clock.Abs, BootID: p.clock.BootID,
+	}
+	if err := rw.BroadcastEvent(ctx, exchange.UserEvent{Payload: hello.Encode()}); err != nil {
+		return err
+	}
+	var interval time.Duration
+	var due time.Time
+	var timer *time.Timer
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / cfg.Rate)
+		due = time.Now()
+		timer = time.NewTimer(time.Hour)
+		defer timer.Stop()
+	}
+	limit := cfg.Records
+	for i := int64(0); limit == 0 || i < limit; i++ {
+		if stop.Load() {
+			break
+		}
+		if i&255 == 0 {
+			p.emitted.Store(i)
+		}
+		if interval > 0 {
+			if d := time.Until(due); d > 0 {
+				timer.Reset(d)
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			} else if d < -time.Second {
+				due = time.Now() // far behind (backpressure): do not burst
+			}
+			due = due.Add(interval)
+		}
+		rec, _ := p.enc.Next()
+		if err := rw.Emit(ctx, rec); err != nil {
+			return err
+		}
+	}
+	p.emitted.Store(int64(p.enc.Emitted()))
+	for _, ev := range EndEvents(cfg.Writer, p.enc.SentCounts(), segmentSize-64) {
+		if err := rw.BroadcastEvent(ctx, exchange.UserEvent{Payload: ev}); err != nil {
+			return err
+		}
+	}
+	return part.EndOfData(ctx)
+}
+
+// Finish waits until every consumer acknowledged all records (they do once
+// EndOfData arrived on all of their channels), then ends the partition
+// with EndOfPartition: Flink's order for a finishing task.
+func (p *Producer) Finish(ctx context.Context, part *exchange.ResultPartition) error {
+	select {
+	case <-part.AllRecordsProcessed():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return part.Finish(ctx)
+}
+
+// Consumer reads and verifies one input gate.
+type Consumer struct {
+	gate     *exchange.InputGate
+	v        *GateVerifier
+	writers  int
+	received atomic.Int64
+	eod      int
+	started  atomic.Bool
+	firstAt  atomic.Int64 // UnixNano of the first element
+	// Tolerated counts channel failures after the channel was complete.
+	Tolerated int
+	// LastTolerated is the last such failure.
+	LastTolerated error
+}
+
+// NewConsumer verifies gate sub (of readers), whose channel i reads
+// writer i.
+func NewConsumer(gate *exchange.InputGate, sub, writers, readers int, clock *Clock) *Consumer {
+	return &Consumer{gate: gate, v: NewGateVerifier(sub, writers, readers, clock), writers: writers}
+}
+
+// Started reports whether anything (a hello, a record) has arrived.
+func (c *Consumer) Started() bool { return c.started.Load() }
+
+// FirstAt is when the first element arrived (zero time if none).
+func (c *Consumer) FirstAt() time.Time {
+	if n := c.firstAt.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// Received is the number of records received so far (updated every 256).
+func (c *Consumer) Received() int64 { return c.received.Load() }
+
+// Verifier is the consumer's verifier.
+func (c *Consumer) Verifier() *GateVerifier { return c.v }
+
+// Stats returns the verification counts (after Run).
+func (c *Consumer) Stats() Stats { return c.v.Stats() }
+
+// ChannelFailure is a channel error the consumer could not tolerate.
+type ChannelFailure struct {
+	Gate int
+	Err  *exchange.ChannelError
+	// Started: the channel's producer had delivered something before.
+	Started bool
+}
+
+func (e *ChannelFailure) Error() string {
+	return fmt.Sprintf("gate %d: %v", e.Gate, e.Err)
+}
+
+func (e *ChannelFailure) Unwrap() error { return e.Err }
+
+// Run reads until every channel ended (nil), a channel fails before its
+// producer finished (*ChannelFailure), or ctx ends.
+func (c *Consumer) Run(ctx context.Context) error {
+	var n int64
+	started := false
+	for {
+		el, err := c.gate.Next(ctx)
+		if !started && err == nil {
+			started = true
+			c.firstAt.Store(time.Now().UnixNano())
+			c.started.Store(true)
+		}
+		if err != nil {
+			if err == io.EOF {
+				c.received.Store(c.v.st.Records)
+				return nil
+			}
+			var ce *exchange.ChannelError
+			if errors.As(err, &ce) {
+				if ce.Index >= 0 && ce.Index < len(c.v.ch) && c.v.Done(ce.Index) {
+					c.Tolerated++
+					c.LastTolerated = err
+					continue
+				}
+				return &ChannelFailure{Gate: c.v.sub, Err: ce, Started: c.v.ch[ce.Index].hello}
+			}
+			return err
+		}
+		if el.Event == nil {
+			c.v.Record(el.Channel, el.Record)
+			if n++; n&255 == 0 {
+				c.received.Store(n)
+			}
+			continue
+		}
+		switch ev := el.Event.(type) {
+		case exchange.UserEvent:
+			if err := c.v.Event(el.Channel, ev.Payload); err != nil {
+				return err
+			}
+		case exchange.EndOfData:
+			c.v.EndOfData(el.Channel)
+			if c.eod++; c.eod == c.writers {
+				// Every producer may now learn that its records were
+				// processed; a failure here only delays the producer's
+				// exit, it loses nothing.
+				_ = c.gate.AckAllRecordsProcessed()
+			}
+		}
+	}
+}
