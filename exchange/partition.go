@@ -257,6 +257,20 @@ func (p *ResultPartition) checkRecord(record []byte) error {
 // write serialises a length-prefixed record into *cur, spanning as many
 // segments as it needs; subs are the readers of those segments.
 func (p *ResultPartition) write(ctx context.Context, cur **segment, subs []subpartition, record []byte) error {
+	// Fast path: the record and its length fit in the open segment; one
+	// atomic store publishes both.
+	if seg := *cur; seg != nil {
+		w := int(seg.written.Load())
+		if end := w + 4 + len(record); end <= len(seg.data) {
+			binary.BigEndian.PutUint32(seg.data[w:], uint32(len(record)))
+			copy(seg.data[w+4:end], record)
+			seg.written.Store(int32(end))
+			if end == len(seg.data) {
+				p.finishSegment(cur, subs)
+			}
+			return nil
+		}
+	}
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(len(record)))
 	if err := p.writeBytes(ctx, cur, subs, hdr[:]); err != nil {
