@@ -408,6 +408,9 @@ func (p *ResultPartition) broadcastEvent(ev Event) error {
 
 // EndOfData tells consumers that no more records follow; AllRecordsProcessed
 // is closed once every consumer has acknowledged processing all of them.
+// As in Flink, call Finish only after AllRecordsProcessed: a consumer
+// releases a channel when it reads EndOfPartition, and an acknowledgement
+// can no longer be sent on a released channel.
 func (p *ResultPartition) EndOfData(ctx context.Context) error {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
