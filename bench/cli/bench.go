@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qexchange/qexchange/bench/hist"
+	"github.com/qexchange/qexchange/bench/lossy"
 	"github.com/qexchange/qexchange/bench/raw"
 	"github.com/qexchange/qexchange/bench/results"
 	"github.com/qexchange/qexchange/bench/workload"
@@ -59,6 +60,12 @@ func fillFromStats(r *results.Result, st *workload.Stats, recordSize int) {
 
 // runBench runs every transport in turn and reports.
 func runBench(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Writer, log zerolog.Logger) int {
+	if o.link.on {
+		return runLinkBench(ctx, o, stdout, stderr, log)
+	}
+	if o.link.tcpCC != "" {
+		hooks.TCPCongestion = o.link.tcpCC
+	}
 	rep := &results.Report{Config: o.resultsConfig()}
 	var tlsM *tlsMaterial
 	for _, name := range o.transports.items {
@@ -80,7 +87,7 @@ func runBench(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 		case tRawTCP, tRawQUIC:
 			r = runRaw(ctx, o, name, hooks, tlsM, stderr)
 		default:
-			r = runExchange(ctx, o, name, hooks, tlsM, stderr, log)
+			r = runExchange(ctx, o, name, hooks, tlsM, stderr, log, nil)
 		}
 		rep.Results = append(rep.Results, r)
 	}
@@ -158,7 +165,18 @@ func (x *exchangeRun) close() {
 	}
 }
 
-func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *tlsMaterial, stderr io.Writer, log zerolog.Logger) results.Result {
+// measureSpec switches on link-mode measurement in runExchange.
+type measureSpec struct {
+	// recordRate paces each writer (records/s), emitting up to
+	// paceQuantum ahead of time.
+	recordRate  float64
+	paceQuantum time.Duration
+	// warmup: records sent earlier are verified, not measured; grace is
+	// the stall computation's allowance (workload.ChannelMeter).
+	warmup, grace time.Duration
+}
+
+func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *tlsMaterial, stderr io.Writer, log zerolog.Logger, ms *measureSpec) results.Result {
 	r := results.Result{Transport: name}
 	x := &exchangeRun{o: o, name: name}
 	defer x.close()
@@ -167,10 +185,11 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 		mem = memtransport.NewNetwork()
 	}
 	newEnv := func(role string) (*exchange.Environment, error) {
-		f := factory(name, hooks, m, mem)
-		addr := hooks.ProducerListen
+		h := hooks.forRole(role)
+		f := factory(name, h, m, mem)
+		addr := h.ProducerListen
 		if role == "consumer" {
-			addr = hooks.ConsumerListen
+			addr = h.ConsumerListen
 		}
 		if addr == "" {
 			addr = "127.0.0.1:0"
@@ -199,6 +218,10 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 	job := fmt.Sprintf("bench-%s-%d", name, time.Now().UnixNano())
 	parts := make([]*exchange.ResultPartition, o.writers)
 	perWriter := splitRecords(o.records, o.writers)
+	rate, quantum := o.recordRate, time.Duration(0)
+	if ms != nil {
+		rate, quantum = ms.recordRate, ms.paceQuantum
+	}
 	for w := range parts {
 		if parts[w], err = x.prodEnv.CreatePartition(exchange.PartitionConfig{
 			ID: exchange.PartitionIDFromName(job, w), Subpartitions: o.readers, BufferTimeout: o.bufferTimeout.d,
@@ -207,8 +230,8 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 		}
 		x.producers = append(x.producers, workload.NewProducer(workload.ProducerConfig{
 			Writer: w, Writers: o.writers, Readers: o.readers, Selector: o.selector,
-			RecordSize: o.recordSize, SampleEvery: o.sampleEvery, Rate: o.rate, Records: perWriter[w],
-			BufferTimeout: o.bufferTimeout.d,
+			RecordSize: o.recordSize, SampleEvery: o.sampleEvery, Rate: rate, Records: perWriter[w],
+			BufferTimeout: o.bufferTimeout.d, PaceQuantum: quantum,
 		}, clock))
 	}
 	gates := make([]*exchange.InputGate, o.readers)
@@ -220,7 +243,11 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 		if gates[g], err = x.consEnv.CreateInputGate(exchange.GateConfig{Channels: chans}); err != nil {
 			return fail(fmt.Errorf("input gate %d: %w", g, err))
 		}
-		x.consumers = append(x.consumers, workload.NewConsumer(gates[g], g, o.writers, o.readers, clock))
+		c := workload.NewConsumer(gates[g], g, o.writers, o.readers, clock)
+		if ms != nil {
+			c.Verifier().Measure(int64(ms.warmup), int64(ms.grace))
+		}
+		x.consumers = append(x.consumers, c)
 	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)
@@ -284,6 +311,10 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 		r.Error = "interrupted"
 	}
 	fillFromStats(&r, &st, o.recordSize)
+	if ms != nil {
+		r.Channels = lossy.SummariseChannels(st.Channels)
+		r.LatencyCDF = lossy.CDF(st.Hist)
+	}
 	var sent int64
 	for _, pr := range x.producers {
 		for _, n := range pr.Sent() {

@@ -96,7 +96,7 @@ func TestBenchVariants(t *testing.T) {
 		{"-record-size", "8", "-buffer-timeout", "0", "-writers", "1", "-readers", "3"},
 		{"-record-size", "20", "-buffer-timeout", "-1", "-segment-size", "4KiB"},
 		{"-record-size", "100000", "-segment-size", "4KiB", "-readers", "2"}, // records span buffers
-		{"-preset", "latency", "-rate", "2000"},
+		{"-preset", "latency", "-record-rate", "2000"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			rep, _ := runBenchCmd(t, append([]string{"-transport", "mem", "-duration", "300ms"}, args...)...)

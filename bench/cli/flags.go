@@ -154,12 +154,15 @@ type options struct {
 	bufferTimeout timeoutValue
 	segmentSize   sizeValue
 	networkMemory sizeValue
-	rate          float64
+	recordRate    float64
 	sampleEvery   int
-	preset        string
-	jsonPath      string
-	verbose       bool
-	cpuProfile    string
+
+	// bench on the emulated link (see linkflags.go)
+	link       linkOptions
+	preset     string
+	jsonPath   string
+	verbose    bool
+	cpuProfile string
 
 	// serve / consume
 	job         string
@@ -184,7 +187,7 @@ var presets = map[string]map[string]string{
 	"broadcast":           {"writers": "4", "readers": "100", "selector": "broadcast"},
 	// Paced load so queues stay short: 10,000 records/s per writer, every
 	// record flushed and timestamped.
-	"latency": {"writers": "1", "readers": "1", "buffer-timeout": "0", "rate": "10000"},
+	"latency": {"writers": "1", "readers": "1", "buffer-timeout": "0", "record-rate": "10000"},
 }
 
 func presetNames() []string {
@@ -221,7 +224,8 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.Int64Var(&o.records, "records", 0, "stop each exchange run after this many records in total (0: run for -duration)")
 		fs.StringVar(&o.preset, "preset", "", "set flags from a preset (flags given explicitly win): "+strings.Join(presetNames(), ", ")+
 			"; throughput-100: -writers 4 -readers 100 -record-size 8 -buffer-timeout 100ms; throughput-1000-1ms: -writers 4 -readers 1000 -record-size 8 -buffer-timeout 1ms -network-memory 512MiB;"+
-			" broadcast: -writers 4 -readers 100 -selector broadcast; latency: -writers 1 -readers 1 -buffer-timeout 0 -rate 10000")
+			" broadcast: -writers 4 -readers 100 -selector broadcast; latency: -writers 1 -readers 1 -buffer-timeout 0 -record-rate 10000")
+		o.link.register(fs)
 	case "serve":
 		o.transports.items = []string{tTCP}
 		fs.Var(&o.transports, "transport", "transport: tcp or quic")
@@ -242,8 +246,8 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.IntVar(&o.recordSize, "record-size", 64, "record size in bytes (>= 8; records of 32 bytes and more carry an xxhash64 checksum)")
 		fs.StringVar(&o.selector, "selector", workload.RoundRobin, "channel selector: roundrobin, hash or broadcast")
 		fs.Var(&o.bufferTimeout, "buffer-timeout", "flush partially filled buffers this often; 0 = flush every record, -1 = send full buffers only")
-		fs.Float64Var(&o.rate, "rate", 0, "records per second per writer (0: as fast as possible)")
-		fs.IntVar(&o.sampleEvery, "sample-every", 0, "timestamp and measure the latency of one record in N per writer (0: 1 in 16, or every record with -rate); every record is still verified")
+		fs.Float64Var(&o.recordRate, "record-rate", 0, "records per second per writer (0: as fast as possible; on the emulated link see -load)")
+		fs.IntVar(&o.sampleEvery, "sample-every", 0, "timestamp and measure the latency of one record in N per writer (0: 1 in 16, or every record with -record-rate, -load or the emulated link); every record is still verified")
 	}
 	fs.Var(&o.segmentSize, "segment-size", "network buffer (segment) size, e.g. 32768 or 32KiB (>= 4KiB)")
 	fs.Var(&o.networkMemory, "network-memory", "network buffer memory per environment (node), e.g. 64MiB")
@@ -316,7 +320,18 @@ var commandHelp = map[string]string{
 transport on loopback (two environments, two listening addresses), one
 transport after the other, plus the raw TCP and QUIC baselines; verifies
 every record and prints a table (and JSON with -json). Exits 1 if any
-record was lost, duplicated, reordered or corrupted, 2 on wrong flags.`,
+record was lost, duplicated, reordered or corrupted, 2 on wrong flags.
+
+With any of -loss, -burst, -rtt, -rate, -queue or -sweep the run goes over
+an emulated lossy link instead of loopback (root and /dev/net/tun needed):
+the producer in one network namespace, the consumer in another, joined by
+a seeded packet-level emulator. Each setting's link is probed first (RTT,
+loss, rate against the configuration; exit 2 when out of tolerance), the
+loss pattern is reset for every transport, every record is timestamped,
+and the table/JSON add latency p50/p99/p99.9, per-channel throughput and
+stall time, the emulator's counters and an "ideal" transport's limit.
+Example: exchange bench -transport tcp,quic -loss 1% -rtt 20ms -rate 100mbit
+-load 0.5 -writers 4 -readers 16 -buffer-timeout 10ms -duration 20s`,
 	"serve": `Hosts -writers producer partitions (ids derived from -job) with -readers
 subpartitions each and emits -records verified records in total (or until
 -duration). Prints "listening <transport> <address>" on stdout once ready.
@@ -414,11 +429,16 @@ func (o *options) validate() error {
 		default:
 			return usagef("-selector: unknown selector %q (want roundrobin, hash or broadcast)", o.selector)
 		}
-		if o.rate < 0 || math.IsNaN(o.rate) || math.IsInf(o.rate, 0) {
-			return usagef("-rate must be >= 0 records/s (got %v)", o.rate)
+		if o.recordRate < 0 || math.IsNaN(o.recordRate) || math.IsInf(o.recordRate, 0) {
+			return usagef("-record-rate must be >= 0 records/s (got %v)", o.recordRate)
 		}
 		if o.sampleEvery < 0 {
 			return usagef("-sample-every must be >= 0 (got %d)", o.sampleEvery)
+		}
+	}
+	if o.cmd == "bench" {
+		if err := o.validateLink(); err != nil {
+			return err
 		}
 	}
 	seg := o.segmentSize.n
@@ -490,8 +510,8 @@ func (o *options) resultsConfig() results.Config {
 		BufferTimeout: formatTimeout(o.bufferTimeout.d),
 		SegmentSize:   int(o.segmentSize.n),
 		NetworkMemory: o.networkMemory.n,
-		Rate:          o.rate,
-		SampleEvery:   workload.SampleEvery(o.recordSize, o.rate, o.sampleEvery),
+		RecordRate:    o.recordRate,
+		SampleEvery:   workload.SampleEvery(o.recordSize, o.recordRate, o.sampleEvery),
 		JSON:          o.jsonPath,
 		Verbose:       o.verbose,
 		Job:           o.job,
@@ -502,6 +522,7 @@ func (o *options) resultsConfig() results.Config {
 		c.Wait = o.wait.String()
 		c.SampleEvery = 0
 	}
+	o.link.fillConfig(&c)
 	if o.recordSize > 0 {
 		c.Verification = workload.Verification(o.recordSize)
 	}

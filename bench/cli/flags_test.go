@@ -28,7 +28,7 @@ func TestUsageErrorsExit2WithOneLine(t *testing.T) {
 		{[]string{"bench", "-buffer-timeout", "-5ms"}, "bad buffer timeout"},
 		{[]string{"bench", "-duration", "0s"}, "-duration must be positive"},
 		{[]string{"bench", "-preset", "fastest"}, `unknown preset "fastest"`},
-		{[]string{"bench", "-rate", "-1"}, "-rate must be >= 0"},
+		{[]string{"bench", "-record-rate", "-1"}, "-record-rate must be >= 0"},
 		{[]string{"bench", "-nosuchflag"}, "flag provided but not defined: -nosuchflag"},
 		{[]string{"bench", "extra"}, `unexpected argument "extra"`},
 		{[]string{"serve", "-transport", "raw-tcp"}, "needs exactly one of tcp or quic"},
@@ -68,7 +68,7 @@ func TestHelpDocumentsDefaults(t *testing.T) {
 	h := out.String()
 	for _, want := range []string{"-transport", "(default all)", "-writers", "(default 4)", "-readers", "(default 16)",
 		"-record-size", "(default 64)", "-duration", "(default 5s)", "-buffer-timeout", "(default 100ms)",
-		"-segment-size", "(default 32KiB)", "-network-memory", "(default 64MiB)", "-json", "-preset", "-rate", "-selector"} {
+		"-segment-size", "(default 32KiB)", "-network-memory", "(default 64MiB)", "-json", "-preset", "-record-rate", "-loss", "-rtt", "-rate", "-sweep", "-tcp-cc", "-load", "-selector"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("bench -h lacks %q", want)
 		}
@@ -147,7 +147,7 @@ func TestPresetsAndOverrides(t *testing.T) {
 		t.Errorf("broadcast: %+v", o)
 	}
 	o = mustParse(t, "bench", "-preset", "latency")
-	if o.writers != 1 || o.readers != 1 || o.bufferTimeout.d != exchange.FlushEveryRecord || o.rate != 10000 {
+	if o.writers != 1 || o.readers != 1 || o.bufferTimeout.d != exchange.FlushEveryRecord || o.recordRate != 10000 {
 		t.Errorf("latency: %+v", o)
 	}
 	// Explicit flags win, before or after -preset.
@@ -155,8 +155,8 @@ func TestPresetsAndOverrides(t *testing.T) {
 	if o.readers != 7 || o.recordSize != 100 || o.writers != 4 {
 		t.Errorf("override: %+v", o)
 	}
-	o = mustParse(t, "bench", "-preset", "latency", "-rate", "0", "-buffer-timeout", "5ms")
-	if o.rate != 0 || o.bufferTimeout.d != 5*time.Millisecond || o.writers != 1 {
+	o = mustParse(t, "bench", "-preset", "latency", "-record-rate", "0", "-buffer-timeout", "5ms")
+	if o.recordRate != 0 || o.bufferTimeout.d != 5*time.Millisecond || o.writers != 1 {
 		t.Errorf("override latency: %+v", o)
 	}
 	// The preset's network memory applies unless given; a too small one
@@ -164,7 +164,7 @@ func TestPresetsAndOverrides(t *testing.T) {
 	if _, err := parse("bench", []string{"-preset", "throughput-1000-1ms", "-network-memory", "64MiB"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "500MiB") {
 		t.Errorf("explicit small memory: %v", err)
 	}
-	if c := mustParse(t, "bench", "-preset", "latency").resultsConfig(); c.Preset != "latency" || c.Rate != 10000 || c.Writers != 1 {
+	if c := mustParse(t, "bench", "-preset", "latency").resultsConfig(); c.Preset != "latency" || c.RecordRate != 10000 || c.Writers != 1 {
 		t.Errorf("resolved config: %+v", c)
 	}
 }

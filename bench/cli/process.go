@@ -56,7 +56,7 @@ func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 		}
 		producers[w] = workload.NewProducer(workload.ProducerConfig{
 			Writer: w, Writers: o.writers, Readers: o.readers, Selector: o.selector,
-			RecordSize: o.recordSize, SampleEvery: o.sampleEvery, Rate: o.rate, Records: perWriter[w],
+			RecordSize: o.recordSize, SampleEvery: o.sampleEvery, Rate: o.recordRate, Records: perWriter[w],
 			BufferTimeout: o.bufferTimeout.d,
 		}, clock)
 	}
@@ -324,7 +324,7 @@ wait:
 	cfg.Selector = consumers[0].Verifier().Selector()
 	if h := consumers[0].Verifier().ProducerHello(); h.RecordSize > 0 {
 		cfg.BufferTimeout = formatTimeout(h.BufferTimeout)
-		cfg.Rate = h.Rate
+		cfg.RecordRate = h.Rate
 		cfg.SampleEvery = h.SampleEvery
 	}
 	if recordSize > 0 {

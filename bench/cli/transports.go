@@ -23,6 +23,24 @@ type Hooks struct {
 	// ProducerListen and ConsumerListen are the bench environments'
 	// listen addresses (default 127.0.0.1:0).
 	ProducerListen, ConsumerListen string
+	// TCPCongestion is TCP_CONGESTION for tcp and raw-tcp sockets (""
+	// keeps the kernel's default).
+	TCPCongestion string
+	// Client, if set, creates the sockets of the consumer side (the
+	// consumer environment, the raw baselines' reading side) while the
+	// fields above serve the producer side: on the emulated link the two
+	// sides live in different network namespaces.
+	Client *Hooks
+}
+
+// forRole returns the hooks of the producer or the consumer side.
+func (h Hooks) forRole(role string) Hooks {
+	if role == "consumer" && h.Client != nil {
+		c := *h.Client
+		c.TCPCongestion = h.TCPCongestion
+		return c
+	}
+	return h
 }
 
 // tlsMaterial is what both QUIC nodes present and accept.
@@ -71,21 +89,29 @@ func (m *tlsMaterial) quicConfig() quictransport.Config {
 // tcpConfig is the TCP transport's configuration (defaults + hooks); the
 // raw TCP baseline mirrors it.
 func tcpConfig(h Hooks) tcptransport.Config {
-	return tcptransport.Config{Dial: h.Dial, Listen: h.Listen}
+	return tcptransport.Config{Dial: h.Dial, Listen: h.Listen, CongestionControl: h.TCPCongestion}
 }
 
+// rawTCPOptions: the producer side listens and writes, the consumer side
+// dials and reads.
 func rawTCPOptions(h Hooks) raw.TCPOptions {
-	return raw.TCPOptions{KeepAlive: tcptransport.DefaultKeepAlive, Dial: h.Dial, Listen: h.Listen}
+	c := h.forRole("consumer")
+	return raw.TCPOptions{KeepAlive: tcptransport.DefaultKeepAlive, Dial: c.Dial, Listen: h.Listen, Addr: h.ProducerListen, CongestionControl: h.TCPCongestion}
 }
 
 func rawQUICOptions(m *tlsMaterial, segmentSize int, h Hooks) raw.QUICOptions {
-	return raw.QUICOptions{
+	o := raw.QUICOptions{
 		ListenPacket: h.ListenPacket,
+		Addr:         h.ProducerListen,
 		Certificate:  m.cert, Pin: m.pin,
 		// quictransport's defaults for this segment size.
 		StreamReceiveWindow: max(quictransport.DefaultStreamReceiveWindow, 64*uint64(wire.MaxFrameSizeFor(segmentSize))),
 		UDPBufferSize:       quictransport.DefaultUDPBufferSize,
 	}
+	if h.Client != nil {
+		o.ClientListenPacket, o.ClientAddr = h.Client.ListenPacket, h.Client.ConsumerListen
+	}
+	return o
 }
 
 // factory returns the transport factory for an in-process bench node.

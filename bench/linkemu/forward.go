@@ -32,9 +32,13 @@ type pipe struct {
 	log  zerolog.Logger
 	c    *dirCounters
 	pool *sync.Pool
-	loss LossModel // used by the reader only
+	// lossDir, seed and lossStream recreate loss (ResetLoss).
+	lossDir    Direction
+	seed       int64
+	lossStream uint64
 
 	mu     sync.Mutex
+	loss   LossModel // guarded by mu: ResetLoss replaces it
 	shaper *Shaper
 	line   *DelayLine[*packet]
 
@@ -50,19 +54,28 @@ func newPipe(name string, d Direction, mtu int, seed int64, lossStream, jitStrea
 		return nil, err
 	}
 	return &pipe{
-		name:   name,
-		in:     in,
-		out:    out,
-		log:    log,
-		c:      c,
-		pool:   pool,
-		loss:   NewLossModel(d, seed, lossStream),
+		name:    name,
+		in:      in,
+		out:     out,
+		log:     log,
+		c:       c,
+		pool:    pool,
+		loss:    NewLossModel(d, seed, lossStream),
+		lossDir: d, seed: seed, lossStream: lossStream,
 		shaper: NewShaper(d.RateBitsPerSec, d.queueLimit(mtu)),
 		line:   NewDelayLine[*packet](d.Delay, d.Jitter, seed, jitStream),
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		sleep:  sl,
 	}, nil
+}
+
+// resetLoss restarts the loss model at packet index 0 of its seeded
+// sequence: the next packet read gets the first decision again.
+func (p *pipe) resetLoss() {
+	p.mu.Lock()
+	p.loss = NewLossModel(p.lossDir, p.seed, p.lossStream)
+	p.mu.Unlock()
 }
 
 // stop makes both loops return once the TUN files are closed too.
@@ -101,12 +114,13 @@ func (p *pipe) readLoop() {
 		now := time.Now()
 		p.c.in.Add(1)
 		p.c.bytesIn.Add(uint64(n))
+		p.mu.Lock()
 		if p.loss.Drop() {
+			p.mu.Unlock()
 			p.c.lossDrop.Add(1)
 			p.pool.Put(pk)
 			continue
 		}
-		p.mu.Lock()
 		idle := p.shaper.Len(now) == 0
 		depart, ok := p.shaper.Admit(now, n)
 		if idle && ok {

@@ -177,6 +177,22 @@ func (l *Link) Stats() Stats {
 	return Stats{AtoB: l.ctr[0].snapshot(), BtoA: l.ctr[1].snapshot()}
 }
 
+// ResetLoss restarts both directions' loss models from the seed, so the
+// packets read after it get the same drop decisions, index by index, as
+// the packets read after the link was created (or after any other
+// ResetLoss). A benchmark calls it before each transport's run so that
+// TCP and QUIC face the same loss pattern instead of whatever part of the
+// sequence the previous run (or the probe) left over. Traffic still in
+// flight when it is called consumes decisions of the new sequence, so call
+// it on a quiet link. Counters are not reset (diff Stats instead).
+func (l *Link) ResetLoss() {
+	for _, p := range l.pipes {
+		if p != nil {
+			p.resetLoss()
+		}
+	}
+}
+
 // Do runs fn on a goroutine whose OS thread is locked into side's network
 // namespace, and restores the thread afterwards. Sockets created by fn
 // (net.Listen, net.ListenUDP, net.Dialer.DialContext, ...) belong to that

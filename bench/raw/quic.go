@@ -33,6 +33,11 @@ type QUICOptions struct {
 	ListenPacket func(network, addr string) (net.PacketConn, error)
 	// Addr is the address the sockets bind (default 127.0.0.1:0).
 	Addr string
+	// ClientListenPacket and ClientAddr, when set, create the reading
+	// (dialing) side's socket instead, e.g. in the other namespace of an
+	// emulated link.
+	ClientListenPacket func(network, addr string) (net.PacketConn, error)
+	ClientAddr         string
 }
 
 func (q QUICOptions) verify(raw [][]byte, _ [][]*x509.Certificate) error {
@@ -93,7 +98,11 @@ func QUIC(ctx context.Context, o Options, q QUICOptions) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raw-quic: listen: %w", err)
 	}
-	cc, err := q.listenUDP()
+	cq := q
+	if q.ClientListenPacket != nil {
+		cq.ListenPacket, cq.Addr = q.ClientListenPacket, q.ClientAddr
+	}
+	cc, err := cq.listenUDP()
 	if err != nil {
 		sc.Close()
 		return nil, fmt.Errorf("raw-quic: listen: %w", err)

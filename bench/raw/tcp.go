@@ -19,9 +19,17 @@ type TCPOptions struct {
 	Listen func(network, addr string) (net.Listener, error)
 	// Addr is the address to listen on (default 127.0.0.1:0).
 	Addr string
+	// CongestionControl sets TCP_CONGESTION on both sockets, as the TCP
+	// transport's option of that name ("" keeps the kernel's default).
+	CongestionControl string
 }
 
 func (t TCPOptions) tune(c *net.TCPConn) error {
+	if t.CongestionControl != "" {
+		if err := setCongestion(c, t.CongestionControl); err != nil {
+			return fmt.Errorf("TCP_CONGESTION %s: %w", t.CongestionControl, err)
+		}
+	}
 	if err := c.SetNoDelay(!t.DisableNoDelay); err != nil {
 		return err
 	}

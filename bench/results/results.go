@@ -38,7 +38,9 @@ type Config struct {
 	BufferTimeout string   `json:"buffer_timeout"`
 	SegmentSize   int      `json:"segment_size"`
 	NetworkMemory int64    `json:"network_memory"`
-	Rate          float64  `json:"rate"`
+	// RecordRate is -record-rate: records/s per writer (0: unpaced); in
+	// link mode the rate -load works out to.
+	RecordRate float64 `json:"record_rate"`
 	// SampleEvery: one record in SampleEvery carries a fresh timestamp
 	// and is measured (records under 32 bytes only; 1 = every record).
 	SampleEvery int    `json:"sample_every"`
@@ -53,7 +55,19 @@ type Config struct {
 	// check at RecordSize.
 	Verification string `json:"verification"`
 	GoVersion    string `json:"go_version,omitempty"`
-	CPUs         int    `json:"cpus,omitempty"`
+	// Link mode: the link flags as given (the sweep's values are in each
+	// SweepPoint).
+	Loss     string  `json:"loss,omitempty"`
+	Burst    float64 `json:"burst,omitempty"`
+	RTT      string  `json:"rtt,omitempty"`
+	LinkRate string  `json:"link_rate,omitempty"`
+	Queue    int     `json:"queue,omitempty"`
+	Seed     int64   `json:"seed,omitempty"`
+	TCPCC    string  `json:"tcp_cc,omitempty"`
+	Load     float64 `json:"load,omitempty"`
+	Sweep    string  `json:"sweep,omitempty"`
+	Warmup   string  `json:"warmup,omitempty"`
+	CPUs     int     `json:"cpus,omitempty"`
 }
 
 // Latency percentiles in microseconds.
@@ -98,6 +112,11 @@ type Result struct {
 	// hello, or beyond the producer's final count.
 	Invalid    int64   `json:"invalid"`
 	CPUSeconds float64 `json:"cpu_seconds"`
+	// Link mode only (see link.go): per-channel throughput and stall
+	// time, the emulator's counters for this run, and the latency CDF.
+	Channels   *Channels  `json:"channels,omitempty"`
+	Emulator   *Emulator  `json:"emulator,omitempty"`
+	LatencyCDF []CDFPoint `json:"latency_cdf,omitempty"`
 	// Error is set when the run failed (a channel error, a setup failure).
 	Error string `json:"error,omitempty"`
 }
@@ -128,7 +147,9 @@ func (r *Result) StreamMBps() float64 {
 // Report is the JSON document: the resolved config and one result per
 // transport, in run order.
 type Report struct {
-	Config  Config   `json:"config"`
+	Config Config `json:"config"`
+	// Link is the emulated link (link mode only).
+	Link    *Link    `json:"link,omitempty"`
 	Results []Result `json:"results"`
 }
 
@@ -157,6 +178,21 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+// WriteJSONFileOf writes v as indented JSON to path (e.g. a Sweep).
+func WriteJSONFileOf(path string, v any) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // WriteJSONFile writes r to path.
@@ -199,8 +235,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d writers x %d readers = %d channels, %d-byte records, selector %s, buffer timeout %s, segment %d B",
 		c.Writers, c.Readers, c.Channels, c.RecordSize, c.Selector, c.BufferTimeout, c.SegmentSize)
-	if c.Rate > 0 {
-		fmt.Fprintf(&b, ", rate %.0f rec/s per writer", c.Rate)
+	if c.RecordRate > 0 {
+		fmt.Fprintf(&b, ", rate %.0f rec/s per writer", c.RecordRate)
 	}
 	if c.Preset != "" {
 		fmt.Fprintf(&b, " (preset %s)", c.Preset)

@@ -38,7 +38,7 @@ func TestJSONShape(t *testing.T) {
 	if !ok {
 		t.Fatalf("no config object: %s", buf.String())
 	}
-	for _, k := range []string{"transports", "writers", "readers", "record_size", "selector", "duration", "buffer_timeout", "segment_size", "network_memory", "rate"} {
+	for _, k := range []string{"transports", "writers", "readers", "record_size", "selector", "duration", "buffer_timeout", "segment_size", "network_memory", "record_rate"} {
 		if _, ok := cfg[k]; !ok {
 			t.Errorf("config lacks %q", k)
 		}

@@ -309,7 +309,24 @@ type GateVerifier struct {
 	selector   string
 	hello      Hello
 
+	// meters is non-nil once Measure was called: per-channel throughput
+	// and stall time, and latency only of records sent at or after from.
+	meters []ChannelMeter
+	from   int64
+
 	st Stats
+}
+
+// Measure switches on per-channel measurement (ChannelMeter): records
+// sent before from (producer clock, ns) are verified but not measured,
+// neither in the latency histogram nor in the channel stats; grace is the
+// ChannelMeter's due-time allowance. Call it before the first record.
+func (g *GateVerifier) Measure(from, grace int64) {
+	g.from = from
+	g.meters = make([]ChannelMeter, len(g.ch))
+	for i := range g.meters {
+		g.meters[i] = ChannelMeter{From: from, Grace: grace}
+	}
 }
 
 // RecordSize is the producers' record size (from their hello; 0 before).
@@ -333,6 +350,9 @@ type Stats struct {
 	// (lost records in them cannot be computed).
 	Incomplete int
 	Hist       *hist.Histogram
+	// Channels holds per-channel measurements when the verifiers measured
+	// them (GateVerifier.Measure), gate by gate.
+	Channels []ChannelStats
 }
 
 // Merge adds o into s.
@@ -346,6 +366,7 @@ func (s *Stats) Merge(o *Stats) {
 	s.ChecksumFailures += o.ChecksumFailures
 	s.Invalid += o.Invalid
 	s.Incomplete += o.Incomplete
+	s.Channels = append(s.Channels, o.Channels...)
 	if o.Hist != nil {
 		if s.Hist == nil {
 			s.Hist = hist.New()
@@ -449,7 +470,16 @@ func (g *GateVerifier) Record(i int, r []byte) {
 		sampled := seq&sampledBit64 != 0
 		seq &^= sampledBit64
 		if sampled && c.latency {
-			g.hist.Record(g.clock.Now() + c.offset - int64(binary.LittleEndian.Uint64(r[16:24])))
+			now := g.clock.Now() + c.offset
+			send := int64(binary.LittleEndian.Uint64(r[16:24]))
+			if g.meters == nil {
+				g.hist.Record(now - send)
+			} else {
+				if send >= g.from {
+					g.hist.Record(now - send)
+				}
+				g.meters[i].Arrive(send, now, n)
+			}
 		}
 		g.sequence(c, seq)
 		return
@@ -569,5 +599,8 @@ func (g *GateVerifier) Stats() Stats {
 		}
 	}
 	s.Hist = g.hist
+	for i := range g.meters {
+		s.Channels = append(s.Channels, g.meters[i].Stats())
+	}
 	return s
 }

@@ -245,7 +245,7 @@ func TestProducerKilledMidStream(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			job := "killed-" + tr
-			srv, addr := serve(t, tr, "-job", job, "-records", "0", "-duration", "5m", "-rate", "20000")
+			srv, addr := serve(t, tr, "-job", job, "-records", "0", "-duration", "5m", "-record-rate", "20000")
 			c := start(t, "consume", "-transport", tr, "-connect", addr, "-job", job)
 			time.Sleep(time.Second) // mid-stream: records are flowing
 			select {

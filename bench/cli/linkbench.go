@@ -1,0 +1,211 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/qexchange/qexchange/bench/linkemu"
+	"github.com/qexchange/qexchange/bench/lossy"
+	"github.com/qexchange/qexchange/bench/results"
+	"github.com/qexchange/qexchange/exchange"
+)
+
+// paceQuantum: on the link, writers emit up to 1 ms of records ahead of
+// time instead of sleeping per record (workload.ProducerConfig).
+const paceQuantum = time.Millisecond
+
+// quiesceLimit bounds the wait for an idle link between runs.
+const quiesceLimit = 5 * time.Second
+
+// runLinkBench runs the benchmark over the emulated link: for each sweep
+// point (or the one setting) it opens a link, probes it and refuses to run
+// when the probe is out of tolerance (exit 2), then runs every transport
+// with the loss pattern reset to the seed, and adds the ideal limit.
+func runLinkBench(ctx context.Context, o *options, stdout, stderr io.Writer, log zerolog.Logger) int {
+	if msg := lossy.Unavailable(); msg != "" {
+		fmt.Fprintf(stderr, "exchange bench: %s\n", msg)
+		return ExitUsage
+	}
+	var tlsM *tlsMaterial
+	for _, name := range o.transports.items {
+		if name == tQUIC || name == tRawQUIC {
+			var err error
+			if tlsM, err = inProcessTLS(); err != nil {
+				fmt.Fprintf(stderr, "exchange bench: %v\n", err)
+				return ExitFailed
+			}
+			break
+		}
+	}
+	cfg := o.resultsConfig()
+	base := o.link.params()
+	sw := o.link.sweep.sw
+	n := 1
+	if sw != nil {
+		n = len(sw.Values)
+	}
+	doc := &results.Sweep{Config: cfg}
+	clean := true
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		p := base
+		label := ""
+		if sw != nil {
+			p = sw.Apply(base, i)
+			label = "[" + sw.Param + "=" + sw.Values[i] + "] "
+		}
+		pt, code := runLinkPoint(ctx, o, p, label, tlsM, stdout, stderr, log)
+		if code != ExitOK {
+			return code
+		}
+		if sw != nil {
+			pt.Param, pt.Value, pt.X = sw.Param, sw.Values[i], sw.X[i]
+		}
+		doc.Sweep = append(doc.Sweep, *pt)
+		rep := &results.Report{Config: cfg, Link: pt.Link, Results: pt.Results}
+		lossy.WriteTable(stdout, rep)
+		fmt.Fprintln(stdout)
+		if !rep.Clean() {
+			clean = false
+		}
+	}
+	if sw != nil {
+		lossy.WriteSweepSummary(stdout, doc)
+	}
+	if o.jsonPath != "" {
+		var err error
+		if sw != nil {
+			err = writeJSON(o.jsonPath, doc)
+		} else if len(doc.Sweep) == 1 {
+			err = (&results.Report{Config: cfg, Link: doc.Sweep[0].Link, Results: doc.Sweep[0].Results}).WriteJSONFile(o.jsonPath)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "exchange bench: writing -json %s: %v\n", o.jsonPath, err)
+			return ExitFailed
+		}
+	}
+	if o.link.plotDir != "" && len(doc.Sweep) > 0 {
+		var files []string
+		var err error
+		if sw != nil {
+			files, err = lossy.WriteSweepCharts(o.link.plotDir, doc, sw)
+		} else {
+			files, err = lossy.WriteRunCharts(o.link.plotDir, &results.Report{Config: cfg, Link: doc.Sweep[0].Link, Results: doc.Sweep[0].Results})
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "exchange bench: -plot: %v\n", err)
+			return ExitFailed
+		}
+		for _, f := range files {
+			fmt.Fprintf(stdout, "chart: %s\n", f)
+		}
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "exchange bench: interrupted")
+		return ExitFailed
+	}
+	if !clean {
+		fmt.Fprintln(stderr, "exchange bench: verification FAILED (see lost/dup/reord/bad and errors above)")
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+// runLinkPoint runs every transport over one link setting.
+func runLinkPoint(ctx context.Context, o *options, p lossy.Params, label string, tlsM *tlsMaterial, stdout, stderr io.Writer, log zerolog.Logger) (*results.SweepPoint, int) {
+	link, err := lossy.Open(ctx, p, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "exchange bench: %screating the emulated link: %v\n", label, err)
+		return nil, ExitFailed
+	}
+	defer link.Close()
+	probe, err := link.Probe(ctx)
+	fmt.Fprintln(stdout, label+lossy.ProbeLine(probe))
+	if err != nil {
+		fmt.Fprintf(stderr, "exchange bench: %srefusing to run: the emulated link is not what was configured (%v); the host is probably too busy to forward packets in time: retry on an idle machine\n", label, err)
+		return nil, ExitUsage
+	}
+	recRate := recordRateFor(o.link.load, p.Rate, o.recordSize, o.writers)
+	if o.link.load == 0 {
+		recRate = o.recordRate
+	}
+	bt := o.bufferTimeout.d
+	grace := p.OneWay() + time.Millisecond
+	if bt > 0 {
+		grace += bt
+	}
+	info := &results.Link{
+		Loss: p.Loss, BurstLen: p.Burst, RTT: p.RTT.String(), RateBits: p.Rate,
+		Queue: link.Config().AtoB.QueuePackets, Seed: p.Seed, TCPCC: o.link.tcpCC, Load: o.link.load,
+		OneWayUS: float64(p.OneWay()) / 1e3, GraceUS: float64(grace) / 1e3, WarmupS: o.link.warmup.Seconds(),
+		RecordRate: recRate, Probe: probe,
+	}
+	if info.Queue == 0 {
+		info.Queue = queueLimit(p)
+	}
+	prod, cons := link.Sockets(linkemu.A), link.Sockets(linkemu.B)
+	hooks := Hooks{
+		Dial: prod.Dial, Listen: prod.Listen, ListenPacket: prod.ListenPacket,
+		ProducerListen: prod.Addr, TCPCongestion: o.link.tcpCC,
+		Client: &Hooks{Dial: cons.Dial, Listen: cons.Listen, ListenPacket: cons.ListenPacket, ConsumerListen: cons.Addr},
+	}
+	ms := &measureSpec{recordRate: recRate, paceQuantum: paceQuantum, warmup: o.link.warmup, grace: grace}
+	pt := &results.SweepPoint{Link: info}
+	for _, name := range o.transports.items {
+		if ctx.Err() != nil {
+			break
+		}
+		// Same loss pattern for every transport: an idle link, then the
+		// loss models back at the seed's first decision.
+		link.Quiesce(ctx, quiesceLimit)
+		link.ResetLoss()
+		before := link.Stats()
+		var r results.Result
+		switch name {
+		case tRawTCP, tRawQUIC:
+			r = runRaw(ctx, o, name, hooks, tlsM, stderr)
+		default:
+			r = runExchange(ctx, o, name, hooks, tlsM, stderr, log, ms)
+		}
+		r.Emulator = lossy.Counters(before, link.Stats())
+		pt.Results = append(pt.Results, r)
+	}
+	if recRate > 0 {
+		timeout := bt
+		switch bt {
+		case exchange.FlushEveryRecord:
+			timeout = 0
+		case exchange.FlushFullBuffersOnly:
+			timeout = o.duration
+		}
+		pt.Results = append(pt.Results, lossy.IdealResult(p, lossy.Workload{
+			Channels: o.writers * o.readers, RecordSize: o.recordSize, RecordsPerSecond: recRate * float64(o.writers),
+			BufferTimeout: timeout, SegmentSize: int(o.segmentSize.n), Duration: o.duration - o.link.warmup,
+		}))
+	}
+	return pt, ExitOK
+}
+
+// queueLimit mirrors linkemu's default drop-tail limit: one BDP, at
+// least 16 packets.
+func queueLimit(p lossy.Params) int {
+	if p.Queue > 0 {
+		return p.Queue
+	}
+	if p.Rate <= 0 {
+		return 16
+	}
+	bdp := float64(p.Rate) * p.RTT.Seconds() / float64(8*linkemu.DefaultMTU)
+	return max(16, int(bdp+0.999999))
+}
+
+// writeJSON writes a sweep document.
+func writeJSON(path string, doc *results.Sweep) error {
+	return results.WriteJSONFileOf(path, doc)
+}
