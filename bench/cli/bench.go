@@ -67,16 +67,10 @@ func runBench(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 		hooks.TCPCongestion = o.link.tcpCC
 	}
 	rep := &results.Report{Config: o.resultsConfig()}
-	var tlsM *tlsMaterial
-	for _, name := range o.transports.items {
-		if name == tQUIC || name == tRawQUIC {
-			var err error
-			if tlsM, err = inProcessTLS(); err != nil {
-				fmt.Fprintf(stderr, "exchange bench: %v\n", err)
-				return ExitFailed
-			}
-			break
-		}
+	tlsM, err := o.benchTLS()
+	if err != nil {
+		fmt.Fprintf(stderr, "exchange bench: %v\n", err)
+		return ExitFailed
 	}
 	for _, name := range o.transports.items {
 		if ctx.Err() != nil {

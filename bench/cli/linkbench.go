@@ -30,16 +30,10 @@ func runLinkBench(ctx context.Context, o *options, stdout, stderr io.Writer, log
 		fmt.Fprintf(stderr, "exchange bench: %s\n", msg)
 		return ExitUsage
 	}
-	var tlsM *tlsMaterial
-	for _, name := range o.transports.items {
-		if name == tQUIC || name == tRawQUIC {
-			var err error
-			if tlsM, err = inProcessTLS(); err != nil {
-				fmt.Fprintf(stderr, "exchange bench: %v\n", err)
-				return ExitFailed
-			}
-			break
-		}
+	tlsM, err := o.benchTLS()
+	if err != nil {
+		fmt.Fprintf(stderr, "exchange bench: %v\n", err)
+		return ExitFailed
 	}
 	cfg := o.resultsConfig()
 	base := o.link.params()

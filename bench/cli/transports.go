@@ -152,3 +152,14 @@ func processFactory(o *options, h Hooks, handshake time.Duration) (exchange.Tran
 	}
 	return quictransport.New(c), nil
 }
+
+// benchTLS returns the in-process TLS material when a QUIC transport is
+// among those to run, nil otherwise.
+func (o *options) benchTLS() (*tlsMaterial, error) {
+	for _, name := range o.transports.items {
+		if name == tQUIC || name == tRawQUIC {
+			return inProcessTLS()
+		}
+	}
+	return nil, nil
+}
