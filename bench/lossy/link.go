@@ -37,7 +37,8 @@ func (p Params) OneWay() time.Duration { return p.RTT / 2 }
 // namespace A, the consumer's in namespace B, so data flows A -> B.
 type Link struct {
 	*linkemu.Link
-	P Params
+	P      Params
+	unlock func()
 }
 
 // Unavailable returns a one-line reason why the emulated link cannot run
@@ -52,13 +53,30 @@ func Unavailable() string {
 
 // Open creates the link. It first removes namespaces left behind by
 // benchmark processes that were killed.
+// It holds the host's link lock until Close, so two link benchmarks (or
+// a benchmark and the link tests) never measure side by side.
 func Open(ctx context.Context, p Params, log zerolog.Logger) (*Link, error) {
-	_, _ = linkemu.RemoveStale("")
-	l, err := linkemu.New(ctx, p.Config(log))
+	unlock, err := linkemu.LockHost(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &Link{Link: l, P: p}, nil
+	_, _ = linkemu.RemoveStale("")
+	l, err := linkemu.New(ctx, p.Config(log))
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return &Link{Link: l, P: p, unlock: unlock}, nil
+}
+
+// Close tears the link down and releases the host's link lock.
+func (l *Link) Close() error {
+	err := l.Link.Close()
+	if l.unlock != nil {
+		l.unlock()
+		l.unlock = nil
+	}
+	return err
 }
 
 // Sockets create sockets in one namespace, in the shapes the transports'
