@@ -59,6 +59,20 @@ func NewReader(r io.Reader, opts Options) *Reader {
 	return rd
 }
 
+// MinReaderBufferSize is the smallest buffer NewReaderSize uses: room for
+// any frame header plus a BufferResponse header.
+const MinReaderBufferSize = 64
+
+// NewReaderSize is NewReader with a read buffer of size bytes (at least
+// MinReaderBufferSize). A transport with one Reader per stream (QUIC, with
+// thousands of streams) trades a few more short reads for memory; payloads
+// larger than the buffer are read into the caller's buffer directly.
+func NewReaderSize(r io.Reader, opts Options, size int) *Reader {
+	rd := &Reader{opts: opts, src: r}
+	rd.br = bufio.NewReaderSize(r, max(size, MinReaderBufferSize))
+	return rd
+}
+
 // Reset discards the Reader's state and makes it read from r.
 func (r *Reader) Reset(src io.Reader) {
 	r.br.Reset(src)
