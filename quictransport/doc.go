@@ -32,9 +32,9 @@
 // and a control writer goroutine (NotifyCreditAvailable only queues, so it
 // never blocks; the writer asks TakeUnannouncedCredit when it writes, so
 // credit announced in between goes out in one AddCredit). Frames are read
-// with exact-length reads and the codec's validation rather than through a
-// wire.Reader, whose 64 KiB read buffer per stream would cost 256 MiB per
-// side at 4096 channels.
+// by a wire.Reader with a 512-byte buffer (wire.NewReaderSize): the default
+// 64 KiB per stream would cost 256 MiB per side at 4096 channels, and
+// payloads skip the buffer anyway.
 //
 // # Errors
 //
