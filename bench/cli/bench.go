@@ -11,7 +11,6 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
-	"github.com/qexchange/qexchange/bench/hist"
 	"github.com/qexchange/qexchange/bench/lossy"
 	"github.com/qexchange/qexchange/bench/raw"
 	"github.com/qexchange/qexchange/bench/results"
@@ -29,17 +28,6 @@ func cpuSeconds() float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
-func latencyOf(h *hist.Histogram) results.Latency {
-	if h == nil || h.Count() == 0 {
-		return results.Latency{}
-	}
-	us := func(ns int64) float64 { return float64(ns) / 1e3 }
-	return results.Latency{
-		P50: us(h.Quantile(0.50)), P99: us(h.Quantile(0.99)), P999: us(h.Quantile(0.999)),
-		Max: us(h.Max()), Samples: h.Count(),
-	}
-}
-
 // fillFromStats copies verification counts into r.
 func fillFromStats(r *results.Result, st *workload.Stats, recordSize int) {
 	r.Records = st.Records
@@ -51,7 +39,7 @@ func fillFromStats(r *results.Result, st *workload.Stats, recordSize int) {
 	r.Reordered = st.Reordered
 	r.ChecksumFailures = st.ChecksumFailures
 	r.Invalid = st.Invalid
-	r.LatencyUS = latencyOf(st.Hist)
+	r.LatencyUS = results.LatencyOf(st.Hist)
 	if st.Incomplete > 0 && r.Error == "" {
 		r.Error = fmt.Sprintf("%d channels ended without the producer's final counts", st.Incomplete)
 	}
@@ -133,7 +121,7 @@ func runRaw(ctx context.Context, o *options, name string, hooks Hooks, m *tlsMat
 		r.StreamBytes = res.Bytes
 		r.Seconds = res.Seconds
 		r.Lost, r.Duplicated, r.Reordered = res.Lost, res.Duplicated, res.Reordered
-		r.LatencyUS = latencyOf(res.Hist)
+		r.LatencyUS = results.LatencyOf(res.Hist)
 		r.Finish()
 	}
 	return r

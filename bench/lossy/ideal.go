@@ -38,7 +38,7 @@ func IdealResult(p Params, w Workload) results.Result {
 		BufferTimeout: w.BufferTimeout, SegmentSize: w.SegmentSize,
 		Duration: w.Duration,
 	}, func(d time.Duration) { h.Record(int64(d)) })
-	r := results.Result{Transport: Ideal, LatencyUS: Latency(h), LatencyCDF: CDF(h)}
+	r := results.Result{Transport: Ideal, LatencyUS: results.LatencyOf(h), LatencyCDF: CDF(h)}
 	secs := w.Duration.Seconds()
 	if secs > 0 {
 		r.Records = int64(h.Count())

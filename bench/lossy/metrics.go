@@ -82,14 +82,3 @@ func CDF(h *hist.Histogram) []results.CDFPoint {
 	return out
 }
 
-// Latency is the histogram's percentiles in µs.
-func Latency(h *hist.Histogram) results.Latency {
-	if h == nil || h.Count() == 0 {
-		return results.Latency{}
-	}
-	us := func(ns int64) float64 { return float64(ns) / 1e3 }
-	return results.Latency{
-		P50: us(h.Quantile(0.50)), P99: us(h.Quantile(0.99)), P999: us(h.Quantile(0.999)),
-		Max: us(h.Max()), Samples: h.Count(),
-	}
-}
