@@ -81,4 +81,3 @@ func CDF(h *hist.Histogram) []results.CDFPoint {
 	}
 	return out
 }
-
