@@ -176,19 +176,32 @@ func (p *ResultPartition) Subpartitions() int { return len(p.subs) }
 // BufferPool is the partition's share of network memory.
 func (p *ResultPartition) BufferPool() *LocalBufferPool { return p.pool }
 
-// flushLoop is Flink's OutputFlusher.
+// flushLoop is Flink's OutputFlusher, with its ticks aligned on the
+// wall clock: every partition of the process that has the same timeout
+// flushes at the same instants, so the buffers of all channels become
+// ready together and a transport can send them in shared, full packets
+// instead of one small packet per channel at a random phase
+// (docs/architecture.md, "Flushing").
 func (p *ResultPartition) flushLoop() {
 	defer close(p.flusherDone)
-	t := time.NewTicker(p.timeout)
+	t := time.NewTimer(time.Until(nextFlushTick(time.Now(), p.timeout)))
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
 			p.Flush()
+			t.Reset(time.Until(nextFlushTick(time.Now(), p.timeout)))
 		case <-p.stopFlusher:
 			return
 		}
 	}
+}
+
+// nextFlushTick is the first multiple of every (counted from the zero
+// time) strictly after now. Computing it afresh each round keeps the grid
+// when a flush runs late, instead of drifting as a restarted timer would.
+func nextFlushTick(now time.Time, every time.Duration) time.Time {
+	return now.Truncate(every).Add(every)
 }
 
 func (p *ResultPartition) checkWritable() error {
