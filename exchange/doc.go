@@ -48,7 +48,9 @@
 // ErrInsufficientBuffers, ErrPartitionNotFound, ErrAlreadyConsumed,
 // ErrRecordTooLarge, ErrSubpartitionOutOfRange, ErrRemote,
 // ErrConnectionLost, ErrProtocol) for errors.Is, with typed details for
-// errors.As. A failed channel is reported once by Next as a *ChannelError;
+// errors.As. A failed channel is reported once by Next as a *ChannelError,
+// and the gate then ends with a *GateFailedError holding every failure,
+// never with io.EOF;
 // a missing partition is retried with exponential backoff (100 ms doubling
 // to 10 s) before it fails.
 //
