@@ -54,6 +54,15 @@
 // a missing partition is retried with exponential backoff (100 ms doubling
 // to 10 s) before it fails.
 //
+// # Metrics
+//
+// Config.Metrics takes a prometheus.Registerer. The node then exports,
+// under Flink's names in Prometheus' snake case (qexchange_out_pool_usage,
+// qexchange_back_pressured_time_ms_per_second, qexchange_num_bytes_in_total
+// by locality, qexchange_output_queue_length, ...), one series per live
+// partition and open gate, counted per buffer and never per record. Nil
+// means off, at no cost; on adds no allocation per record.
+//
 // # Transports
 //
 // Transports implement Transport; the model (readers, credit, sequence

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -35,6 +36,12 @@ type Config struct {
 	ListenAddr string
 	// Logger receives the node's logs (default: disabled).
 	Logger zerolog.Logger
+	// Metrics, if set, receives the node's collector (see metrics.go for
+	// the names, which follow Flink's); it is unregistered on Close. Nil
+	// means no metrics, at no cost on the data path. To tell several
+	// nodes of one process apart, wrap it with
+	// prometheus.WrapRegistererWith.
+	Metrics prometheus.Registerer
 }
 
 // Environment is one node of the exchange (Flink's
@@ -52,6 +59,9 @@ type Environment struct {
 	owned    map[*ResultPartition]struct{}
 	closed   bool
 	closeErr error
+	gateSeq  int64
+
+	metrics *envMetrics // nil without Config.Metrics
 }
 
 // NewEnvironment sets up a node and, if a transport is named, starts
@@ -84,6 +94,11 @@ func NewEnvironment(ctx context.Context, cfg Config) (*Environment, error) {
 		gates:      make(map[*InputGate]struct{}),
 		owned:      make(map[*ResultPartition]struct{}),
 	}
+	if cfg.Metrics != nil {
+		if e.metrics, err = newEnvMetrics(e, cfg.Metrics); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Transport != "" {
 		f := cfg.Transports[cfg.Transport]
 		if f == nil {
@@ -92,6 +107,7 @@ func NewEnvironment(ctx context.Context, cfg Config) (*Environment, error) {
 				names = append(names, n)
 			}
 			sort.Strings(names)
+			e.stopMetrics()
 			return nil, configError("Transport", cfg.Transport, fmt.Sprintf("unknown transport (known: %v)", names))
 		}
 		addr := cfg.ListenAddr
@@ -100,10 +116,12 @@ func NewEnvironment(ctx context.Context, cfg Config) (*Environment, error) {
 		}
 		t, err := f(TransportOptions{ListenAddr: addr, SegmentSize: cfg.SegmentSize, Logger: cfg.Logger})
 		if err != nil {
+			e.stopMetrics()
 			return nil, err
 		}
 		if err := t.Listen(ctx, e.partitions); err != nil {
 			t.Close()
+			e.stopMetrics()
 			return nil, err
 		}
 		e.transport = t
@@ -172,6 +190,8 @@ func (e *Environment) CreateInputGate(cfg GateConfig) (*InputGate, error) {
 		return nil, ErrClosed
 	}
 	e.gates[g] = struct{}{}
+	g.seq = e.gateSeq
+	e.gateSeq++
 	e.mu.Unlock()
 	return g, nil
 }
@@ -180,6 +200,35 @@ func (e *Environment) gateClosed(g *InputGate) {
 	e.mu.Lock()
 	delete(e.gates, g)
 	e.mu.Unlock()
+}
+
+// partitionReleased forgets a released partition, so that a long-running
+// node that creates partitions job after job does not keep them all.
+func (e *Environment) partitionReleased(p *ResultPartition) {
+	e.mu.Lock()
+	delete(e.owned, p)
+	e.mu.Unlock()
+}
+
+// live returns the node's partitions and open gates, for metrics.
+func (e *Environment) live() ([]*ResultPartition, []*InputGate) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	parts := make([]*ResultPartition, 0, len(e.owned))
+	for p := range e.owned {
+		parts = append(parts, p)
+	}
+	gates := make([]*InputGate, 0, len(e.gates))
+	for g := range e.gates {
+		gates = append(gates, g)
+	}
+	return parts, gates
+}
+
+func (e *Environment) stopMetrics() {
+	if e.metrics != nil {
+		e.metrics.unregister()
+	}
 }
 
 // Close closes every gate, the transport and every partition, and returns
@@ -214,6 +263,7 @@ func (e *Environment) Close() error {
 	e.partitions.mu.Lock()
 	e.partitions.closed = true
 	e.partitions.mu.Unlock()
+	e.stopMetrics()
 	e.closeErr = errors.Join(errs...)
 	return e.closeErr
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -143,6 +144,12 @@ type InputGate struct {
 	eod       []bool
 	failures  []*ChannelError
 
+	// Data taken from channels, for metrics, by locality (0 local,
+	// 1 remote); counted only when metered.
+	metered bool
+	seq     int64 // the gate's number in its environment, a metrics label
+	in      [2]struct{ bytes, buffers atomic.Int64 }
+
 	closeOnce sync.Once
 }
 
@@ -195,6 +202,7 @@ func newInputGate(env *Environment, cfg GateConfig) (*InputGate, error) {
 		done:      make([]bool, len(cfg.Channels)),
 		eod:       make([]bool, len(cfg.Channels)),
 		remaining: len(cfg.Channels),
+		metered:   env.metrics != nil,
 	}
 	if remote > 0 {
 		var err error
@@ -335,6 +343,7 @@ func (g *InputGate) Next(ctx context.Context) (Element, error) {
 				b.Release()
 				continue
 			}
+			g.countIn(ch, b.Len())
 			ch.deserializer().setBuffer(b)
 			g.cur = i
 			continue
@@ -357,6 +366,20 @@ func (g *InputGate) Next(ctx context.Context) (Element, error) {
 		}
 		return Element{Channel: i, Event: ev}, nil
 	}
+}
+
+// countIn counts a data buffer of n bytes taken from ch: per buffer,
+// and nothing at all without metrics.
+func (g *InputGate) countIn(ch inputChannel, n int) {
+	if !g.metered {
+		return
+	}
+	loc := 0
+	if _, remote := ch.(*remoteChannel); remote {
+		loc = 1
+	}
+	g.in[loc].bytes.Add(int64(n))
+	g.in[loc].buffers.Add(1)
 }
 
 func (g *InputGate) failChannel(i int, err error) error {

@@ -98,11 +98,15 @@ type ResultPartition struct {
 	failed   atomic.Pointer[error]
 	released atomic.Bool
 
-	acks        atomic.Int32
-	allAcked    chan struct{}
-	stopFlusher chan struct{}
-	flusherDone chan struct{}
-	releaseOnce sync.Once
+	// Data handed to readers, for metrics (counted only when metered).
+	created              time.Time
+	metered              bool
+	bytesOut, buffersOut atomic.Int64
+	acks                 atomic.Int32
+	allAcked             chan struct{}
+	stopFlusher          chan struct{}
+	flusherDone          chan struct{}
+	releaseOnce          sync.Once
 }
 
 func newResultPartition(env *Environment, cfg PartitionConfig) (*ResultPartition, error) {
@@ -151,6 +155,8 @@ func newResultPartition(env *Environment, cfg PartitionConfig) (*ResultPartition
 		current:   make([]*segment, cfg.Subpartitions),
 		maxRecord: env.cfg.MaxRecordSize,
 		allAcked:  make(chan struct{}),
+		metered:   env.metrics != nil,
+		created:   time.Now(),
 	}
 	for i := range p.subs {
 		p.subs[i].index = i
@@ -162,6 +168,15 @@ func newResultPartition(env *Environment, cfg PartitionConfig) (*ResultPartition
 		go p.flushLoop()
 	}
 	return p, nil
+}
+
+// countOut counts a data buffer of n bytes handed to a reader. Per
+// buffer, never per record; nothing at all without metrics.
+func (p *ResultPartition) countOut(n int) {
+	if p.metered {
+		p.bytesOut.Add(int64(n))
+		p.buffersOut.Add(1)
+	}
 }
 
 // ID is the partition's id.
@@ -506,6 +521,7 @@ func (p *ResultPartition) Release() {
 		p.released.Store(true)
 		p.stopFlush()
 		p.env.partitions.unregister(p)
+		p.env.partitionReleased(p)
 		// Destroying the pool first wakes a writer blocked on buffers, so
 		// it lets go of wmu.
 		p.pool.Destroy()
