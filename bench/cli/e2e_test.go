@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,12 +52,33 @@ func checkClean(t *testing.T, r *results.Result) {
 	}
 }
 
-// TestBenchAllTransports runs the bench command for about a second per
-// transport: mem, tcp, quic and both raw baselines.
+// TestBenchAllTransports runs the bench command in two interleaved rounds
+// of half a second per transport (mem, tcp, quic and both raw baselines)
+// after a short calibration.
 func TestBenchAllTransports(t *testing.T) {
 	defer transporttest.CheckGoroutines(t)()
-	rep, table := runBenchCmd(t, "-transport", "mem,all", "-duration", "1s")
+	rep, table := runBenchCmd(t, "-transport", "mem,all", "-duration", "500ms", "-repeat", "2", "-calibrate", "200ms")
 	want := []string{"mem", "tcp", "quic", "raw-tcp", "raw-quic"}
+	if rep.SchemaVersion != results.SchemaVersion || len(rep.Rounds) != 2 {
+		t.Fatalf("schema %d, %d rounds", rep.SchemaVersion, len(rep.Rounds))
+	}
+	for i, rd := range rep.Rounds {
+		if rd.Round != i+1 || strings.Join(rd.Order, ",") != strings.Join(results.Rotate(want, i), ",") || len(rd.Results) != len(want) {
+			t.Fatalf("round %d: %+v", i+1, rd)
+		}
+		for j := range rd.Results {
+			if rd.Results[j].Transport != rd.Order[j] {
+				t.Errorf("round %d ran %s at %d, order says %s", i+1, rd.Results[j].Transport, j, rd.Order[j])
+			}
+			checkClean(t, &rd.Results[j])
+		}
+		if len(rd.Ratios) != 3 {
+			t.Errorf("round %d ratios %v", i+1, rd.Ratios)
+		}
+	}
+	if rep.Rounds[0].Order[0] == rep.Rounds[1].Order[0] {
+		t.Errorf("both rounds started with %s", rep.Rounds[0].Order[0])
+	}
 	if len(rep.Results) != len(want) {
 		t.Fatalf("%d results, want %d", len(rep.Results), len(want))
 	}
@@ -66,19 +88,32 @@ func TestBenchAllTransports(t *testing.T) {
 		}
 		checkClean(t, &rep.Results[i])
 	}
+	if cal := rep.Calibration; cal == nil || len(cal.Runs) != 4 || len(cal.Diff) != 2 || cal.Duration != "200ms" {
+		t.Errorf("calibration %+v", cal)
+	}
+	s := rep.Summary
+	if s == nil || s.Runs != 2 || len(s.Transports) != len(want) || len(s.Ratios) != 3 || s.NoiseFloor <= 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	for _, q := range s.Ratios {
+		if q.N != 2 || q.Min > q.Median || q.Median > q.Max || q.Min <= 0 {
+			t.Errorf("ratio %+v", q)
+		}
+	}
 	c := rep.Config
-	if c.Writers != 4 || c.Readers != 16 || c.Channels != 64 || c.RecordSize != 64 || c.Duration != "1s" || c.BufferTimeout != "100ms" ||
-		c.SegmentSize != 32768 || c.NetworkMemory != 64<<20 || strings.Join(c.Transports, ",") != strings.Join(want, ",") {
+	if c.Writers != 4 || c.Readers != 16 || c.Channels != 64 || c.RecordSize != 64 || c.Duration != "500ms" || c.BufferTimeout != "100ms" ||
+		c.SegmentSize != 32768 || c.NetworkMemory != 64<<20 || strings.Join(c.Transports, ",") != strings.Join(want, ",") ||
+		c.Repeat != 2 || c.Connections != 1 {
 		t.Errorf("config %+v", c)
 	}
-	for _, w := range []string{"tcp", "quic", "raw-tcp", "raw-quic", "vs raw", "p99.9"} {
+	for _, w := range []string{"tcp", "quic", "raw-tcp", "raw-quic", "2 round(s)", "tcp/raw-tcp", "quic/raw-quic", "quic/tcp", "noise floor", "] ", "p99"} {
 		if !strings.Contains(table, w) {
 			t.Errorf("table lacks %q:\n%s", w, table)
 		}
 	}
 	// The raw JSON has the documented keys.
 	b, _ := json.Marshal(rep)
-	for _, k := range []string{`"records_per_ms"`, `"mbytes_per_sec"`, `"latency_us"`, `"p999"`, `"cpu_seconds"`} {
+	for _, k := range []string{`"schema_version":2`, `"rounds"`, `"summary"`, `"calibration"`, `"records_per_ms"`, `"mbytes_per_sec"`, `"latency_us"`, `"p999"`, `"cpu_seconds"`, `"within_noise"`, `"per_run"`} {
 		if !bytes.Contains(b, []byte(k)) {
 			t.Errorf("JSON lacks %s", k)
 		}
@@ -99,22 +134,36 @@ func TestBenchVariants(t *testing.T) {
 		{"-preset", "latency", "-record-rate", "2000"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			rep, _ := runBenchCmd(t, append([]string{"-transport", "mem", "-duration", "300ms"}, args...)...)
+			rep, _ := runBenchCmd(t, append([]string{"-transport", "mem", "-duration", "300ms", "-repeat", "1"}, args...)...)
 			checkClean(t, &rep.Results[0])
 		})
 	}
 }
 
-// TestBenchExactRecords: with -records the counts are exact.
+// TestBenchExactRecords: with -records the counts are exact, in each
+// round, and summed over rounds in the results.
 func TestBenchExactRecords(t *testing.T) {
-	for _, sel := range []string{"roundrobin", "hash", "broadcast"} {
-		rep, _ := runBenchCmd(t, "-transport", "mem", "-duration", "1m", "-records", "100003", "-selector", sel, "-readers", "3")
+	for _, tc := range []struct {
+		sel    string
+		repeat int
+	}{{"roundrobin", 1}, {"hash", 1}, {"broadcast", 1}, {"hash", 3}} {
+		sel := tc.sel
+		rep, _ := runBenchCmd(t, "-transport", "mem", "-duration", "1m", "-records", "100003", "-selector", sel, "-readers", "3", "-repeat", fmt.Sprint(tc.repeat))
 		r := rep.Results[0]
 		checkClean(t, &r)
 		want := int64(100003)
 		if sel == "broadcast" {
 			want *= 3
 		}
+		if len(rep.Rounds) != tc.repeat {
+			t.Fatalf("%d rounds", len(rep.Rounds))
+		}
+		for _, rd := range rep.Rounds {
+			if got := rd.Results[0].Records; got != want {
+				t.Errorf("%s: round %d: %d records, want %d", sel, rd.Round, got, want)
+			}
+		}
+		want *= int64(tc.repeat)
 		if r.Records != want || r.Sent != want {
 			t.Errorf("%s: records %d sent %d, want %d", sel, r.Records, r.Sent, want)
 		}

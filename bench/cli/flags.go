@@ -157,6 +157,9 @@ type options struct {
 	recordRate    float64
 	sampleEvery   int
 
+	// repeats, seeds, -connections, -qlog (see repeatflags.go)
+	rep repeatOptions
+
 	// bench on the emulated link (see linkflags.go)
 	link       linkOptions
 	preset     string
@@ -262,6 +265,7 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.StringVar(&o.tlsCA, "tls-ca", "", "QUIC only: PEM CA file that verifies the peer's certificate")
 		fs.DurationVar(&o.idleTimeout, "idle-timeout", time.Second, "QUIC only: close a connection after this long without packets (keepalives every third of it); bounds how fast a dead peer is detected")
 	}
+	o.rep.register(fs, cmd)
 	fs.BoolVar(&o.verbose, "v", false, "log to stderr (zerolog)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file")
 	return fs
@@ -441,6 +445,9 @@ func (o *options) validate() error {
 			return err
 		}
 	}
+	if err := o.validateRepeat(); err != nil {
+		return err
+	}
 	seg := o.segmentSize.n
 	if seg < exchange.MinSegmentSize {
 		return usagef("-segment-size %s is below the 4KiB minimum: use at least -segment-size 4KiB", formatSize(seg))
@@ -448,7 +455,10 @@ func (o *options) validate() error {
 	if seg > MaxSegment {
 		return usagef("-segment-size %s is above the 16MiB maximum", formatSize(seg))
 	}
-	return o.checkMemory()
+	if err := o.checkMemory(); err != nil {
+		return err
+	}
+	return o.validateQlog() // last: it creates the directory
 }
 
 // memoryNeed returns the segments each side needs at minimum: every
@@ -517,6 +527,13 @@ func (o *options) resultsConfig() results.Config {
 		Job:           o.job,
 		Listen:        o.listen,
 		Connect:       o.connect,
+		Connections:   o.rep.connections,
+		QlogDir:       o.rep.qlogDir,
+	}
+	if o.cmd == "bench" {
+		c.Repeat = o.rep.repeat
+		c.Calibrate = o.rep.calibrate.String()
+		c.Seeds = o.rep.seeds.seeds
 	}
 	if o.cmd == "consume" {
 		c.Wait = o.wait.String()
