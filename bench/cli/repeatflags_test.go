@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -15,10 +13,7 @@ func TestRepeatFlagErrorsExit2WithOneLine(t *testing.T) {
 	if err := os.WriteFile(notADir, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
+	checkUsageErrors(t, []usageCase{
 		{[]string{"bench", "-repeat", "0"}, "-repeat must be 1 to 100 rounds (got 0)"},
 		{[]string{"bench", "-repeat", "-2"}, "-repeat must be 1 to"},
 		{[]string{"bench", "-repeat", "101"}, "-repeat must be 1 to"},
@@ -45,22 +40,7 @@ func TestRepeatFlagErrorsExit2WithOneLine(t *testing.T) {
 		{[]string{"bench", "-sweep", "load=half", "-rate", "10mbit"}, "bad load"},
 		{[]string{"bench", "-sweep", "load=0.1,0.5"}, "add -rate"},
 		{[]string{"bench", "-sweep", "load=0.1", "-rate", "10mbit", "-load", "0.2"}, "give it once"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var out, errb bytes.Buffer
-			code := Main(tc.args, &out, &errb)
-			if code != ExitUsage {
-				t.Fatalf("exit %d, want %d; stderr %q", code, ExitUsage, errb.String())
-			}
-			msg := errb.String()
-			if strings.Count(msg, "\n") != 1 || !strings.Contains(msg, tc.want) {
-				t.Fatalf("stderr %q: want one line with %q", msg, tc.want)
-			}
-			if out.Len() != 0 {
-				t.Fatalf("stdout not empty: %q", out.String())
-			}
-		})
-	}
+	})
 }
 
 func TestRepeatFlagsParse(t *testing.T) {
