@@ -62,6 +62,11 @@ func Lines(path, title, xLabel, yLabel string, series []Series, logY bool) error
 	if err := addLines(p, series, true, func(pt Point) (float64, bool) { return pt.X, !logY || pt.Y > 0 }); err != nil {
 		return err
 	}
+	if logY && p.Y.Min > 0 && p.Y.Max > p.Y.Min {
+		// Whole decades, so the log axis always has labelled ticks.
+		p.Y.Min = math.Pow(10, math.Floor(math.Log10(p.Y.Min)))
+		p.Y.Max = math.Pow(10, math.Ceil(math.Log10(p.Y.Max)))
+	}
 	return p.Save(8*vg.Inch, 5*vg.Inch, path)
 }
 
