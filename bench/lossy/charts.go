@@ -202,7 +202,7 @@ func WriteSweepCharts(dir string, sw *results.Sweep, spec *Sweep) ([]string, err
 	}
 	files = append(files, path)
 	path = filepath.Join(dir, "throughput-vs-"+spec.Param+".png")
-	if err := plot.Lines(path, "throughput (record payload)", spec.XLabel(), "Mbit/s", ts, false); err != nil {
+	if err := plot.Lines(path, "delivered throughput (record payload)", spec.XLabel(), "Mbit/s", ts, false); err != nil {
 		return files, err
 	}
 	return append(files, path), nil
