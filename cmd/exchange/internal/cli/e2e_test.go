@@ -169,3 +169,18 @@ func TestBenchExactRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchConnections: -connections spreads tcp's channels over K
+// connections per node; every record still arrives once, in order, and
+// the JSON records K.
+func TestBenchConnections(t *testing.T) {
+	defer transporttest.CheckGoroutines(t)()
+	rep, table := runBenchCmd(t, "-transport", "tcp", "-connections", "4", "-duration", "300ms", "-repeat", "1", "-calibrate", "0")
+	if rep.Config.Connections != 4 || len(rep.Results) != 1 || rep.Calibration != nil {
+		t.Fatalf("config %+v, %d results, calibration %+v", rep.Config, len(rep.Results), rep.Calibration)
+	}
+	checkClean(t, &rep.Results[0])
+	if !strings.Contains(table, "4 connections per node") || !strings.Contains(table, "noise floor: not measured") {
+		t.Errorf("table:\n%s", table)
+	}
+}
