@@ -2,9 +2,7 @@ package transporttest
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"testing"
 	"time"
@@ -132,11 +130,7 @@ func (s *suite) testBroadcast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs := make([]exchange.ChannelSpec, subs)
-	for i := range specs {
-		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: i, Addr: prodEnv.Addr()}
-	}
-	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: specs})
+	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: everySubpartition(p, prodEnv.Addr())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +138,7 @@ func (s *suite) testBroadcast(t *testing.T) {
 		w := exchange.NewRecordWriter(p, exchange.Broadcast{})
 		rec := make([]byte, 8)
 		for i := range n {
-			binary.BigEndian.PutUint64(rec, uint64(i))
+			binary.BigEndian.PutUint32(rec, uint32(i))
 			if err := w.Emit(ctx, rec); err != nil {
 				t.Error(err)
 				return
@@ -152,28 +146,7 @@ func (s *suite) testBroadcast(t *testing.T) {
 		}
 		w.Finish(ctx)
 	}()
-	next := make([]uint64, subs)
-	for {
-		e, err := g.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.Event != nil {
-			continue
-		}
-		if got := binary.BigEndian.Uint64(e.Record); got != next[e.Channel] {
-			t.Fatalf("channel %d: got record %d, want %d", e.Channel, got, next[e.Channel])
-		}
-		next[e.Channel]++
-	}
-	for i, c := range next {
-		if c != n {
-			t.Errorf("channel %d got %d records, want %d", i, c, n)
-		}
-	}
+	readNumbered(t, ctx, g, n)
 	g.Close()
 	p.Release()
 	prodEnv.Close()

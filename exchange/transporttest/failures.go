@@ -20,10 +20,7 @@ func (s *suite) testCancelAndClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs := make([]exchange.ChannelSpec, 8)
-	for i := range specs {
-		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: i, Addr: prodEnv.Addr()}
-	}
+	specs := everySubpartition(p, prodEnv.Addr())
 	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: specs})
 	if err != nil {
 		t.Fatal(err)
@@ -180,10 +177,7 @@ func (s *suite) testProducerNodeDies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs := make([]exchange.ChannelSpec, 3)
-	for i := range specs {
-		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: i, Addr: prodEnv.Addr()}
-	}
+	specs := everySubpartition(p, prodEnv.Addr())
 	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: specs})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"testing"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -122,4 +123,42 @@ func produce(ctx context.Context, p *exchange.ResultPartition, producer, count i
 		seqs[sub]++
 	}
 	return seqs, w.Finish(ctx)
+}
+
+// everySubpartition is one channel per subpartition of p, read from addr.
+func everySubpartition(p *exchange.ResultPartition, addr string) []exchange.ChannelSpec {
+	specs := make([]exchange.ChannelSpec, p.Subpartitions())
+	for i := range specs {
+		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: i, Addr: addr}
+	}
+	return specs
+}
+
+// readNumbered reads g to io.EOF; every channel must deliver records
+// numbered 0..perChannel-1 in order (a big-endian u32 at the start of
+// each record).
+func readNumbered(t *testing.T, ctx context.Context, g *exchange.InputGate, perChannel int) {
+	t.Helper()
+	next := make([]int, g.NumChannels())
+	for {
+		e, err := g.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Event != nil {
+			continue
+		}
+		if k := int(binary.BigEndian.Uint32(e.Record)); k != next[e.Channel] {
+			t.Fatalf("channel %d: record %d, want %d", e.Channel, k, next[e.Channel])
+		}
+		next[e.Channel]++
+	}
+	for i, c := range next {
+		if c != perChannel {
+			t.Fatalf("channel %d got %d records, want %d", i, c, perChannel)
+		}
+	}
 }

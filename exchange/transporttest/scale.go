@@ -2,8 +2,6 @@ package transporttest
 
 import (
 	"encoding/binary"
-	"errors"
-	"io"
 	"testing"
 	"time"
 
@@ -19,11 +17,7 @@ func (s *suite) testManyChannels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs := make([]exchange.ChannelSpec, n)
-	for i := range specs {
-		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: i, Addr: prodEnv.Addr()}
-	}
-	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: specs})
+	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: everySubpartition(p, prodEnv.Addr())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,28 +35,7 @@ func (s *suite) testManyChannels(t *testing.T) {
 		}
 		p.Finish(ctx)
 	}()
-	next := make([]int, n)
-	for {
-		e, err := g.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.Event != nil {
-			continue
-		}
-		if k := int(binary.BigEndian.Uint32(e.Record)); k != next[e.Channel] {
-			t.Fatalf("channel %d: record %d, want %d", e.Channel, k, next[e.Channel])
-		}
-		next[e.Channel]++
-	}
-	for i, c := range next {
-		if c != perChannel {
-			t.Fatalf("channel %d got %d records, want %d", i, c, perChannel)
-		}
-	}
+	readNumbered(t, ctx, g, perChannel)
 	g.Close()
 	prodEnv.Close()
 	consEnv.Close()
