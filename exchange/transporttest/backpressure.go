@@ -17,22 +17,10 @@ func (s *suite) testStalledConsumer(t *testing.T) {
 	ctx := testContext(t, 60*time.Second)
 	const memory = 4 << 20
 	prodEnv, consEnv := s.env(t, memory), s.env(t, memory)
-	p1, err := prodEnv.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p2, err := prodEnv.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g1, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p1.ID(), Addr: prodEnv.Addr()}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g2, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p2.ID(), Addr: prodEnv.Addr()}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p1 := newPartition(t, prodEnv, exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: time.Millisecond})
+	p2 := newPartition(t, prodEnv, exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: time.Millisecond})
+	g1 := newGate(t, consEnv, exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p1.ID(), Addr: prodEnv.Addr()}}})
+	g2 := newGate(t, consEnv, exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p2.ID(), Addr: prodEnv.Addr()}}})
 	// 16x the memory of both nodes: impossible unless g2 flows while g1
 	// is stalled.
 	const recSize = 1000

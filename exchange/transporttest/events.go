@@ -16,20 +16,14 @@ func (s *suite) testEvents(t *testing.T) {
 	ctx := testContext(t, 20*time.Second)
 	prodEnv, consEnv := s.env(t, 0), s.env(t, 0)
 	var taskEvents sync.Map
-	p, err := prodEnv.CreatePartition(exchange.PartitionConfig{
+	p := newPartition(t, prodEnv, exchange.PartitionConfig{
 		Subpartitions: 2, BufferTimeout: exchange.FlushFullBuffersOnly,
 		OnTaskEvent: func(sub int, ev []byte) { taskEvents.Store(sub, string(ev)) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	specs := []exchange.ChannelSpec{{Partition: p.ID(), Subpartition: 0, Addr: prodEnv.Addr()}, {Partition: p.ID(), Subpartition: 1, Addr: prodEnv.Addr()}}
 	// Little credit, so that most data waits at the producer, where the
 	// unaligned barrier below must overtake it.
-	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: specs, ExclusiveBuffers: 1, FloatingBuffers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := newGate(t, consEnv, exchange.GateConfig{Channels: specs, ExclusiveBuffers: 1, FloatingBuffers: 1})
 	next := func() exchange.Element {
 		t.Helper()
 		e, err := g.Next(ctx)

@@ -26,10 +26,7 @@ func (s *suite) runTopology(t *testing.T, w, r int, gateCfg exchange.GateConfig,
 	for i := range parts {
 		pc := partCfg
 		pc.Subpartitions = r + 1 // the last one is read locally
-		p, err := prodEnv.CreatePartition(pc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := newPartition(t, prodEnv, pc)
 		parts[i] = p
 	}
 	type gateRun struct {
@@ -50,10 +47,7 @@ func (s *suite) runTopology(t *testing.T, w, r int, gateCfg exchange.GateConfig,
 		}
 		gc := gateCfg
 		gc.Channels = specs
-		g, err := env.CreateInputGate(gc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		g := newGate(t, env, gc)
 		gates = append(gates, gateRun{g, newVerifier(specs, producers)})
 	}
 	var wg sync.WaitGroup
@@ -126,14 +120,8 @@ func (s *suite) testBroadcast(t *testing.T) {
 	ctx := testContext(t, 30*time.Second)
 	prodEnv, consEnv := s.env(t, 0), s.env(t, 0)
 	const subs, n = 5, 3000
-	p, err := prodEnv.CreatePartition(exchange.PartitionConfig{Subpartitions: subs, BufferTimeout: exchange.FlushFullBuffersOnly})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: everySubpartition(p, prodEnv.Addr())})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPartition(t, prodEnv, exchange.PartitionConfig{Subpartitions: subs, BufferTimeout: exchange.FlushFullBuffersOnly})
+	g := newGate(t, consEnv, exchange.GateConfig{Channels: everySubpartition(p, prodEnv.Addr())})
 	go func() {
 		w := exchange.NewRecordWriter(p, exchange.Broadcast{})
 		rec := make([]byte, 8)

@@ -16,15 +16,9 @@ import (
 func (s *suite) testCancelAndClose(t *testing.T) {
 	ctx := testContext(t, 30*time.Second)
 	prodEnv, consEnv := s.env(t, 0), s.env(t, 0)
-	p, err := prodEnv.CreatePartition(exchange.PartitionConfig{Subpartitions: 8, BufferTimeout: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPartition(t, prodEnv, exchange.PartitionConfig{Subpartitions: 8, BufferTimeout: time.Millisecond})
 	specs := everySubpartition(p, prodEnv.Addr())
-	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: specs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := newGate(t, consEnv, exchange.GateConfig{Channels: specs})
 	wctx, stopWriter := context.WithCancel(ctx)
 	writerDone := make(chan error, 1)
 	go func() {
@@ -62,14 +56,11 @@ func (s *suite) testCancelAndClose(t *testing.T) {
 func (s *suite) testPartitionNotFound(t *testing.T) {
 	ctx := testContext(t, 10*time.Second)
 	prodEnv, consEnv := s.env(t, 0), s.env(t, 0)
-	g, err := consEnv.CreateInputGate(exchange.GateConfig{
+	g := newGate(t, consEnv, exchange.GateConfig{
 		Channels:       []exchange.ChannelSpec{{Partition: exchange.NewPartitionID(), Addr: prodEnv.Addr()}},
 		InitialBackoff: time.Millisecond, MaxBackoff: 8 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = g.Next(ctx)
+	_, err := g.Next(ctx)
 	var nf *exchange.PartitionNotFoundError
 	var ce *exchange.ChannelError
 	if !errors.As(err, &nf) || !errors.Is(err, exchange.ErrPartitionNotFound) || !errors.As(err, &ce) || ce.Index != 0 {
@@ -90,13 +81,10 @@ func (s *suite) testLateProducer(t *testing.T) {
 	ctx := testContext(t, 20*time.Second)
 	prodEnv, consEnv := s.env(t, 0), s.env(t, 0)
 	id := exchange.PartitionIDFromName("late", 0)
-	g, err := consEnv.CreateInputGate(exchange.GateConfig{
+	g := newGate(t, consEnv, exchange.GateConfig{
 		Channels:       []exchange.ChannelSpec{{Partition: id, Addr: prodEnv.Addr()}},
 		InitialBackoff: 5 * time.Millisecond, MaxBackoff: time.Second,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The consumer is already asking; the partition appears later.
 	got := make(chan error, 1)
 	go func() {
@@ -106,10 +94,7 @@ func (s *suite) testLateProducer(t *testing.T) {
 		}
 		got <- err
 	}()
-	p, err := prodEnv.CreatePartition(exchange.PartitionConfig{ID: id, Subpartitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPartition(t, prodEnv, exchange.PartitionConfig{ID: id, Subpartitions: 1})
 	if err := p.EmitTo(ctx, 0, []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
@@ -127,21 +112,12 @@ func (s *suite) testLateProducer(t *testing.T) {
 func (s *suite) testProducerFailure(t *testing.T) {
 	ctx := testContext(t, 20*time.Second)
 	prodEnv, consEnv := s.env(t, 0), s.env(t, 0)
-	p, err := prodEnv.CreatePartition(exchange.PartitionConfig{Subpartitions: 2, BufferTimeout: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p2, err := prodEnv.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{
+	p := newPartition(t, prodEnv, exchange.PartitionConfig{Subpartitions: 2, BufferTimeout: time.Millisecond})
+	p2 := newPartition(t, prodEnv, exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: time.Millisecond})
+	g := newGate(t, consEnv, exchange.GateConfig{Channels: []exchange.ChannelSpec{
 		{Partition: p.ID(), Subpartition: 0, Addr: prodEnv.Addr()},
 		{Partition: p2.ID(), Subpartition: 0, Addr: prodEnv.Addr()},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := p.EmitTo(ctx, 0, []byte("before")); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +125,7 @@ func (s *suite) testProducerFailure(t *testing.T) {
 		t.Fatalf("Next: %q, %v", e.Record, err)
 	}
 	p.Fail(errors.New("disk on fire"))
-	_, err = g.Next(ctx)
+	_, err := g.Next(ctx)
 	var re *exchange.RemoteError
 	if !errors.Is(err, exchange.ErrRemote) || !errors.As(err, &re) || re.Fatal || re.Peer != prodEnv.Addr() {
 		t.Fatalf("Next: %v, want a non-fatal RemoteError from %s", err, prodEnv.Addr())
@@ -173,15 +149,9 @@ func (s *suite) testProducerFailure(t *testing.T) {
 func (s *suite) testProducerNodeDies(t *testing.T) {
 	ctx := testContext(t, 20*time.Second)
 	prodEnv, consEnv := s.env(t, 0), s.env(t, 0)
-	p, err := prodEnv.CreatePartition(exchange.PartitionConfig{Subpartitions: 3, BufferTimeout: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPartition(t, prodEnv, exchange.PartitionConfig{Subpartitions: 3, BufferTimeout: time.Millisecond})
 	specs := everySubpartition(p, prodEnv.Addr())
-	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: specs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := newGate(t, consEnv, exchange.GateConfig{Channels: specs})
 	for i := range 3 {
 		if err := p.EmitTo(ctx, i, []byte("x")); err != nil {
 			t.Fatal(err)
@@ -224,15 +194,9 @@ func (s *suite) testProducerNodeDies(t *testing.T) {
 func (s *suite) testSecondConsumer(t *testing.T) {
 	ctx := testContext(t, 20*time.Second)
 	prodEnv, consEnv := s.env(t, 0), s.env(t, 0)
-	p, err := prodEnv.CreatePartition(exchange.PartitionConfig{Subpartitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPartition(t, prodEnv, exchange.PartitionConfig{Subpartitions: 1})
 	spec := []exchange.ChannelSpec{{Partition: p.ID(), Addr: prodEnv.Addr()}}
-	g1, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: spec})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g1 := newGate(t, consEnv, exchange.GateConfig{Channels: spec})
 	if err := p.EmitTo(ctx, 0, []byte("one")); err != nil {
 		t.Fatal(err)
 	}
@@ -240,10 +204,7 @@ func (s *suite) testSecondConsumer(t *testing.T) {
 	if e, err := g1.Next(ctx); err != nil || string(e.Record) != "one" {
 		t.Fatalf("first consumer: %q, %v", e.Record, err)
 	}
-	g2, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: spec})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g2 := newGate(t, consEnv, exchange.GateConfig{Channels: spec})
 	if _, err := g2.Next(ctx); !errors.Is(err, exchange.ErrAlreadyConsumed) {
 		t.Fatalf("second consumer: %v, want ErrAlreadyConsumed", err)
 	}
@@ -259,14 +220,8 @@ func (s *suite) testSecondConsumer(t *testing.T) {
 func (s *suite) testProducerReleases(t *testing.T) {
 	ctx := testContext(t, 20*time.Second)
 	prodEnv, consEnv := s.env(t, 0), s.env(t, 0)
-	p, err := prodEnv.CreatePartition(exchange.PartitionConfig{Subpartitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID(), Addr: prodEnv.Addr()}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPartition(t, prodEnv, exchange.PartitionConfig{Subpartitions: 1})
+	g := newGate(t, consEnv, exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID(), Addr: prodEnv.Addr()}}})
 	must(t, p.EmitTo(ctx, 0, []byte("first")))
 	p.Flush()
 	if e, err := g.Next(ctx); err != nil || string(e.Record) != "first" {

@@ -45,18 +45,15 @@ func (s *suite) testCutFailsEveryChannel(t *testing.T) {
 	ctx := testContext(t, 30*time.Second+s.o.CutDetection)
 	prodEnv, consEnv := s.env(t, 0), s.env(t, 0)
 	p := s.proxy(t, prodEnv.Addr())
-	p1, err := prodEnv.CreatePartition(exchange.PartitionConfig{Subpartitions: 3, BufferTimeout: time.Millisecond})
-	must(t, err)
-	p2, err := prodEnv.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: time.Millisecond})
-	must(t, err)
+	p1 := newPartition(t, prodEnv, exchange.PartitionConfig{Subpartitions: 3, BufferTimeout: time.Millisecond})
+	p2 := newPartition(t, prodEnv, exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: time.Millisecond})
 	specs := []exchange.ChannelSpec{
 		{Partition: p1.ID(), Subpartition: 0, Addr: p.Addr()},
 		{Partition: p1.ID(), Subpartition: 1, Addr: p.Addr()},
 		{Partition: p1.ID(), Subpartition: 2, Addr: p.Addr()},
 		{Partition: p2.ID(), Subpartition: 0, Addr: p.Addr()},
 	}
-	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: specs})
-	must(t, err)
+	g := newGate(t, consEnv, exchange.GateConfig{Channels: specs})
 	// One record per channel first: every channel is established on the
 	// path that will be cut.
 	for i := range 3 {

@@ -13,14 +13,8 @@ func (s *suite) testManyChannels(t *testing.T) {
 	n := s.o.ScaleChannels
 	mem := int64(n*(exchange.DefaultExclusiveBuffers)+64) * segmentSize
 	prodEnv, consEnv := s.env(t, max(mem, 8<<20)), s.env(t, max(mem, 8<<20))
-	p, err := prodEnv.CreatePartition(exchange.PartitionConfig{Subpartitions: n, BufferTimeout: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := consEnv.CreateInputGate(exchange.GateConfig{Channels: everySubpartition(p, prodEnv.Addr())})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPartition(t, prodEnv, exchange.PartitionConfig{Subpartitions: n, BufferTimeout: time.Millisecond})
+	g := newGate(t, consEnv, exchange.GateConfig{Channels: everySubpartition(p, prodEnv.Addr())})
 	const perChannel = 20
 	go func() {
 		rec := make([]byte, 100)

@@ -151,6 +151,26 @@ func (s *suite) env(t *testing.T, memory int64) *exchange.Environment {
 	return e
 }
 
+// newPartition creates a partition on env or fails t.
+func newPartition(t *testing.T, env *exchange.Environment, cfg exchange.PartitionConfig) *exchange.ResultPartition {
+	t.Helper()
+	p, err := env.CreatePartition(cfg)
+	if err != nil {
+		t.Fatalf("CreatePartition: %v", err)
+	}
+	return p
+}
+
+// newGate creates an input gate on env or fails t.
+func newGate(t *testing.T, env *exchange.Environment, cfg exchange.GateConfig) *exchange.InputGate {
+	t.Helper()
+	g, err := env.CreateInputGate(cfg)
+	if err != nil {
+		t.Fatalf("CreateInputGate: %v", err)
+	}
+	return g
+}
+
 func testContext(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
