@@ -179,7 +179,17 @@ type options struct {
 	tlsCA       string
 	idleTimeout time.Duration
 
+	// every command
+	metricsAddr string // -metrics: serve /metrics and /debug/pprof/ here
+	showVersion bool
+	verify      string // bench, serve: workload.VerifyFull or VerifySampled
+
 	set map[string]bool // flags given on the command line
+
+	// Set by MainWithHooks, not by flags.
+	metrics       *metricsServer // nil without -metrics
+	progressEvery time.Duration  // non-terminal progress report interval
+	stderrTTY     bool           // stderr is a terminal: redraw one line instead
 }
 
 // presets: flag values applied unless the flag is given explicitly.
@@ -265,7 +275,13 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.StringVar(&o.tlsCA, "tls-ca", "", "QUIC only: PEM CA file that verifies the peer's certificate")
 		fs.DurationVar(&o.idleTimeout, "idle-timeout", time.Second, "QUIC only: close a connection after this long without packets (keepalives every third of it); bounds how fast a dead peer is detected")
 	}
+	if cmd != "consume" {
+		fs.StringVar(&o.verify, "verify", workload.VerifyFull, "record verification: full (every record: sequence, check word, and the xxhash64 checksum or filler) or sampled (every record: sequence and check word; the checksum and filler only on 1 record in "+
+			fmt.Sprint(workload.SampledChecksumEvery)+" per channel). Loss, duplication and reordering are counted exactly in both; run both to measure what verification costs")
+	}
+	fs.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics on http://ADDR/metrics and Go profiles on http://ADDR/debug/pprof/ during the run, e.g. 127.0.0.1:9464 (port 0: any free port, printed on stderr)")
 	o.rep.register(fs, cmd)
+	fs.BoolVar(&o.showVersion, "version", false, "print the version and the revision the binary was built from, and exit")
 	fs.BoolVar(&o.verbose, "v", false, "log to stderr (zerolog)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file")
 	return fs
@@ -290,6 +306,9 @@ func parse(cmd string, args []string, usageOut io.Writer) (*options, error) {
 	}
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	if o.showVersion {
+		return o, nil // nothing runs: the other flags need not be complete
+	}
 	if o.preset != "" {
 		p, ok := presets[o.preset]
 		if !ok {
@@ -414,6 +433,14 @@ func (o *options) validate() error {
 		if o.duration < 0 {
 			return usagef("-duration must be >= 0 (got %v)", o.duration)
 		}
+		if o.linger < 0 {
+			return usagef("-linger must be >= 0 (got %v)", o.linger)
+		}
+	}
+	if o.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(o.metricsAddr); err != nil {
+			return usagef("-metrics %q is not host:port (e.g. 127.0.0.1:9464)", o.metricsAddr)
+		}
 	}
 	if o.records < 0 {
 		return usagef("-records must be >= 0 (got %d)", o.records)
@@ -444,6 +471,9 @@ func (o *options) validate() error {
 		}
 		if o.sampleEvery < 0 {
 			return usagef("-sample-every must be >= 0 (got %d)", o.sampleEvery)
+		}
+		if o.verify != workload.VerifyFull && o.verify != workload.VerifySampled {
+			return usagef("-verify: unknown mode %q (want full or sampled)", o.verify)
 		}
 	}
 	if o.cmd == "bench" {
@@ -547,7 +577,8 @@ func (o *options) resultsConfig() results.Config {
 	}
 	o.link.fillConfig(&c)
 	if o.recordSize > 0 {
-		c.Verification = workload.Verification(o.recordSize)
+		c.Verify = o.verify
+		c.Verification = workload.Verification(o.recordSize, o.verify)
 	}
 	return c
 }
