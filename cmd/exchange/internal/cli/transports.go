@@ -221,7 +221,9 @@ func (h Hooks) withFirstContact(f *firstContact) Hooks {
 	listen := h.Listen
 	if listen == nil {
 		lc := net.ListenConfig{KeepAlive: -1} // the transport sets it per connection
-		listen = func(network, addr string) (net.Listener, error) { return lc.Listen(context.Background(), network, addr) }
+		listen = func(network, addr string) (net.Listener, error) {
+			return lc.Listen(context.Background(), network, addr)
+		}
 	}
 	h.Listen = func(network, addr string) (net.Listener, error) {
 		ln, err := listen(network, addr)
