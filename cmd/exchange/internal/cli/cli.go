@@ -98,6 +98,7 @@ func MainWithHooks(args []string, stdout, stderr io.Writer, hooks Hooks) int {
 		// No colour codes in redirected output (files, pipes, CI logs).
 		cw := zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05.000", NoColor: !errTTY}
 		log = zerolog.New(cw).With().Timestamp().Str("cmd", cmd).Logger().Level(zerolog.DebugLevel)
+		log.Info().Str("version", versionLine()).Msg("starting")
 	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
