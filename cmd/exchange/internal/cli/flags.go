@@ -363,13 +363,17 @@ Example: exchange bench -transport tcp,quic -loss 1% -rtt 20ms -rate 100mbit
 -load 0.5 -writers 4 -readers 16 -buffer-timeout 10ms -duration 20s -seeds 5`,
 	"serve": `Hosts -writers producer partitions (ids derived from -job) with -readers
 subpartitions each and emits -records verified records in total (or until
--duration). Prints "listening <transport> <address>" on stdout once ready.
-Stays up until every consumer acknowledged all records (or SIGINT/SIGTERM).`,
+-duration). Prints "listening <transport> <address>" on stdout once ready;
+starts emitting (and its clock, and -duration) when the first consumer
+connects. Stays up until every consumer acknowledged all records (or
+SIGINT/SIGTERM, which prints the records emitted so far and exits 1).`,
 	"consume": `Creates -readers input gates reading all -writers x -readers channels of
 the partitions of -job at -connect, verifies every record and prints the
 summary (table, and JSON with -json). Retries for up to -wait while the
 producer is not up. Exits 0 only if every record arrived exactly once, in
-order and intact; 1 otherwise (naming the producer's address on failure).`,
+order and intact; 1 otherwise (naming the producer's address on failure).
+SIGINT/SIGTERM prints the counts so far (received, lost, duplicated,
+reordered, corrupted) and exits 1.`,
 }
 
 // validate checks the flags and says what to change.
