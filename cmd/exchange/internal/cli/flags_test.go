@@ -116,7 +116,8 @@ func TestHelpDocumentsDefaults(t *testing.T) {
 	h := out.String()
 	for _, want := range []string{"-transport", "(default all)", "-writers", "(default 4)", "-readers", "(default 16)",
 		"-record-size", "(default 64)", "-duration", "(default 5s)", "-buffer-timeout", "(default 100ms)",
-		"-segment-size", "(default 32KiB)", "-network-memory", "(default 64MiB)", "-json", "-preset", "-record-rate", "-loss", "-rtt", "-rate", "-sweep", "-tcp-cc", "-load", "-selector"} {
+		"-segment-size", "(default 32KiB)", "-network-memory", "(default 64MiB)", "-json", "-preset", "-record-rate", "-loss", "-rtt", "-rate", "-sweep", "-tcp-cc", "-load", "-selector",
+		"-metrics", "-verify", `(default "full")`, "-version"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("bench -h lacks %q", want)
 		}
