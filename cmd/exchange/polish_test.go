@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -128,4 +129,18 @@ func TestLateConsumer(t *testing.T) {
 	if r.Records != 200000 || r.LatencyUS.Samples == 0 || r.LatencyUS.Max >= float64(late.Microseconds()) {
 		t.Errorf("consume: %d records, latency %+v (max must stay below the %v the consumer was late)", r.Records, r.LatencyUS, late)
 	}
+}
+
+// TestVersionOfBinary: the built binary names its version and, built in
+// a git checkout, the revision.
+func TestVersionOfBinary(t *testing.T) {
+	out, err := exec.Command(binary(t), "-version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	v := string(out)
+	if !strings.HasPrefix(v, "exchange ") || strings.Count(v, "\n") != 1 || !strings.Contains(v, "go1.") {
+		t.Fatalf("-version printed %q", v)
+	}
+	t.Logf("%s", strings.TrimSpace(v))
 }
