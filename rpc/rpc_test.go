@@ -11,7 +11,7 @@ import (
 )
 
 // TestSerialisation: 16 callers increment an unlocked counter 10^5 times
-// in all; the main goroutine makes it exact.
+// in all (QUIC under -race: 25,000); the main goroutine makes it exact.
 func TestSerialisation(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
@@ -30,7 +30,14 @@ func TestSerialisation(t *testing.T) {
 				}
 			})
 			g := connect(t, client, server, "counter")
-			const callers, total = 16, 100_000
+			const callers = 16
+			total := 100_000
+			if raceEnabled && tr == QUIC {
+				// quic-go under the race detector costs ~1 ms a call
+				// on a loaded 2-core machine: the property is the same
+				// with fewer calls.
+				total = 25_000
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 			defer cancel()
 			var wg sync.WaitGroup

@@ -28,7 +28,7 @@ type Service struct {
 	// they run.
 	serveCtx    context.Context
 	serveCancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg          sync.WaitGroup
 
 	mu        sync.Mutex
 	closed    bool
