@@ -36,7 +36,7 @@ func testConfig(t testing.TB, transport string) Config {
 
 // pair starts a server and a client service on transport; both close at
 // the end of the test, which then checks for leaked goroutines.
-func pair(t *testing.T, transport string, mod func(*Config)) (server, client *Service) {
+func pair(t testing.TB, transport string, mod func(*Config)) (server, client *Service) {
 	t.Helper()
 	check := transporttest.CheckGoroutines(t)
 	t.Cleanup(check)
@@ -61,7 +61,7 @@ func pair(t *testing.T, transport string, mod func(*Config)) (server, client *Se
 }
 
 // startEndpoint creates and starts an endpoint on s.
-func startEndpoint(t *testing.T, s *Service, cfg EndpointConfig, register func(*Endpoint)) *Endpoint {
+func startEndpoint(t testing.TB, s *Service, cfg EndpointConfig, register func(*Endpoint)) *Endpoint {
 	t.Helper()
 	ep, err := s.NewEndpoint(cfg)
 	if err != nil {
@@ -83,7 +83,7 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func connect(t *testing.T, client, server *Service, id string) *Gateway {
+func connect(t testing.TB, client, server *Service, id string) *Gateway {
 	t.Helper()
 	g, err := client.Connect(ctxT(t), server.Addr(), id, id)
 	if err != nil {
