@@ -195,4 +195,3 @@ func rawPingPong(b *testing.B, transport string, s *Service, frame []byte) (ping
 		}
 	}
 }
-
