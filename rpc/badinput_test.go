@@ -24,9 +24,9 @@ func rawExchange(t *testing.T, client *Service, addr string, frame []byte, callI
 		c.mu.Lock()
 		c.pending[callID] = ch
 		c.mu.Unlock()
-		c.wmu.Lock()
+		c.fw.mu.Lock() // no call is in flight: nobody else writes
 		_, err := c.c.Write(frame)
-		c.wmu.Unlock()
+		c.fw.mu.Unlock()
 		if err != nil {
 			t.Fatal(err)
 		}

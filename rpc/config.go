@@ -241,9 +241,8 @@ func (v *peerVerifier) check(cs tls.ConnectionState, server bool, name string) e
 	return nil
 }
 
-// ServerTLSConfig is the TLS configuration of the accepting side, for a
-// node that accepts connections itself and hands them to ServeQUIC. It
-// offers ALPN and requires and verifies the client's certificate.
+// serverTLS offers ALPN and requires the client's certificate, verified
+// by pin or CA.
 func (v *peerVerifier) serverTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
@@ -282,6 +281,6 @@ func (v *peerVerifier) clientTLS(host string) *tls.Config {
 	}
 }
 
-// errBadConnState: a connection handed to the service did not negotiate
-// the control plane's ALPN.
+// errBadALPN: a connection handed to the service did not negotiate the
+// control plane's ALPN.
 var errBadALPN = errors.New("rpc: connection did not negotiate ALPN " + ALPN)

@@ -228,7 +228,7 @@ func (s *Service) untrack(c io.Closer) {
 	s.mu.Unlock()
 }
 
-// go_ runs fn as a goroutine Close waits for; false if closed.
+// goTracked runs fn as a goroutine Close waits for; false if closed.
 func (s *Service) goTracked(fn func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

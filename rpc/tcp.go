@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"time"
 )
 
 func (s *Service) listenTCP() error {
@@ -83,21 +82,14 @@ func (s *Service) serveTCP(raw net.Conn) {
 	stop := context.AfterFunc(ctx, func() { tc.Close() })
 	defer stop()
 
-	var (
-		wmu   sync.Mutex
-		wbuf  []byte
-		calls sync.WaitGroup
-	)
+	var calls sync.WaitGroup
 	defer func() {
 		cancelConn() // ends the handlers' contexts before waiting for them
 		calls.Wait()
 	}()
+	fw := &frameWriter{conn: tc, timeout: s.cfg.IdleTimeout}
 	write := func(m *message) {
-		wmu.Lock()
-		defer wmu.Unlock()
-		wbuf = appendFrame(wbuf[:0], m)
-		_ = tc.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
-		if _, err := tc.Write(wbuf); err != nil {
+		if fw.write(m) != nil {
 			cancelConn() // a peer that does not read loses its connection
 		}
 	}
@@ -146,9 +138,7 @@ type tcpClient struct {
 	peer  string
 	c     net.Conn
 	slots chan struct{}
-
-	wmu  sync.Mutex
-	wbuf []byte
+	fw    *frameWriter
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -175,6 +165,7 @@ func (s *Service) dialTCP(ctx context.Context, addr string) (clientConn, error) 
 		return nil, err
 	}
 	cc := &tcpClient{s: s, peer: addr, c: tc, slots: make(chan struct{}, s.cfg.MaxInFlight),
+		fw:      &frameWriter{conn: tc, timeout: s.cfg.IdleTimeout},
 		pending: map[uint64]chan *message{}, ended: make(chan struct{})}
 	if !s.goTracked(cc.readLoop) {
 		tc.Close()
@@ -267,20 +258,8 @@ func (c *tcpClient) roundTrip(ctx context.Context, req *message) (*message, erro
 	m := *req
 	m.callID = id
 
-	c.wmu.Lock()
-	c.wbuf = appendFrame(c.wbuf[:0], &m)
-	dl, _ := ctx.Deadline()
-	_ = c.c.SetWriteDeadline(dl)
-	_, err := c.c.Write(c.wbuf)
-	c.wmu.Unlock()
-	if err != nil {
+	if err := c.fw.write(&m); err != nil {
 		forget()
-		if ctx.Err() != nil {
-			// The write timed out: the frame may be half written, so
-			// the connection is out of sync.
-			c.close(fmt.Errorf("write timed out"))
-			return nil, ctx.Err()
-		}
 		c.close(err)
 		return nil, c.lost()
 	}
