@@ -472,11 +472,15 @@ func CallAsyncWithoutFencing[T any](ctx context.Context, ep *Endpoint, fn func()
 func callAsync[T any](ctx context.Context, ep *Endpoint, fn func() (T, error), fenced bool) *Future[T] {
 	f := newFuture[T]()
 	var zero T
+	var timeout time.Duration // for the error: the deadline as it was at submission
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
 	if err := ctx.Err(); err != nil {
-		f.complete(zero, localCtxErr(ep, ctx))
+		f.complete(zero, localCtxErr(ep, ctx, timeout))
 		return f
 	}
-	stop := context.AfterFunc(ctx, func() { f.complete(zero, localCtxErr(ep, ctx)) })
+	stop := context.AfterFunc(ctx, func() { f.complete(zero, localCtxErr(ep, ctx, timeout)) })
 	tok := ep.FencingToken()
 	err := ep.enqueue(task{
 		run: func() {
@@ -502,9 +506,9 @@ func callAsync[T any](ctx context.Context, ep *Endpoint, fn func() (T, error), f
 	return f
 }
 
-func localCtxErr(ep *Endpoint, ctx context.Context) error {
+func localCtxErr(ep *Endpoint, ctx context.Context, timeout time.Duration) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return &TimeoutError{Peer: "local", Endpoint: ep.id, Method: "CallAsync", Timeout: "its context deadline"}
+		return &TimeoutError{Peer: "local", Endpoint: ep.id, Method: "CallAsync", Timeout: timeout}
 	}
 	return fmt.Errorf("rpc: CallAsync on %s: %w", ep.id, ctx.Err())
 }

@@ -3,6 +3,7 @@ package rpc
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors. Every error this package returns wraps one of them, so
@@ -57,15 +58,22 @@ func (e *ConfigError) Error() string {
 
 func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
 
-// TimeoutError: a call to Method of Endpoint at Peer timed out after
-// Timeout. It matches ErrTimeout.
+// TimeoutError: a call to Method of Endpoint at Peer did not complete
+// within Timeout (its deadline when it was sent). AtServer: the server
+// saw the deadline pass before the handler finished. It matches
+// ErrTimeout.
 type TimeoutError struct {
 	Peer, Endpoint, Method string
-	Timeout                string
+	Timeout                time.Duration
+	AtServer               bool
 }
 
 func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("rpc: call %s.%s at %s timed out after %s", e.Endpoint, e.Method, e.Peer, e.Timeout)
+	where := ""
+	if e.AtServer {
+		where = " (expired at the server)"
+	}
+	return fmt.Sprintf("rpc: call %s.%s at %s timed out after %v%s", e.Endpoint, e.Method, e.Peer, e.Timeout.Round(time.Millisecond), where)
 }
 
 func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }

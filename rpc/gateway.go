@@ -124,7 +124,7 @@ func (g *Gateway) roundTrip(ctx context.Context, m *message) (*message, error) {
 				if m.kind == kindHandshake {
 					name = "handshake"
 				}
-				return nil, &TimeoutError{Peer: g.addr, Endpoint: g.endpoint, Method: name, Timeout: m.timeout.String()}
+				return nil, &TimeoutError{Peer: g.addr, Endpoint: g.endpoint, Method: name, Timeout: m.timeout}
 			}
 			return nil, fmt.Errorf("rpc: call %s.%s at %s: %w", g.endpoint, m.method, g.addr, ctx.Err())
 		}

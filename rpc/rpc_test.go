@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/qexchange/qexchange/quictransport"
 )
 
 // TestSerialisation: 16 callers increment an unlocked counter 10^5 times
@@ -426,6 +428,87 @@ func TestRemoteError(t *testing.T) {
 			}
 			if _, err := Call[int, int](ctxT(t), g, "panic", 0); !errors.Is(err, ErrRemote) || !strings.Contains(err.Error(), "kaboom") {
 				t.Fatalf("panicking handler: %v", err)
+			}
+		})
+	}
+}
+
+func TestCallAsyncTimeout(t *testing.T) {
+	server, _ := pair(t, TCP, nil)
+	ep := startEndpoint(t, server, EndpointConfig{ID: "busy"}, nil)
+	release := make(chan struct{})
+	defer close(release)
+	if err := ep.RunAsync(func() { <-release }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	ran := false
+	_, err := CallAsync(ctx, ep, func() (int, error) { ran = true; return 1, nil }).Get(context.Background())
+	var te *TimeoutError
+	if !errors.As(err, &te) || te.Timeout <= 0 || te.Timeout > 50*time.Millisecond {
+		t.Fatalf("want a TimeoutError of at most 50ms, got %v", err)
+	}
+	release <- struct{}{}
+	// The expired call is skipped, not run late.
+	if _, err := CallAsync(ctxT(t), ep, func() (bool, error) { return ran, nil }).Get(ctxT(t)); err != nil || ran {
+		t.Fatalf("expired call ran: %v %v", ran, err)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	base := testConfig(t, TCP)
+	for _, c := range []struct {
+		field string
+		mod   func(*Config)
+	}{
+		{"Transport", func(c *Config) { c.Transport = "udp" }},
+		{"CallTimeout", func(c *Config) { c.CallTimeout = -1 }},
+		{"MaxMessageSize", func(c *Config) { c.MaxMessageSize = -1 }},
+		{"MaxMessageSize", func(c *Config) { c.MaxMessageSize = 10 }},
+		{"MaxInFlight", func(c *Config) { c.MaxInFlight = -1 }},
+		{"MailboxSize", func(c *Config) { c.MailboxSize = -5 }},
+	} {
+		cfg := base
+		c.mod(&cfg)
+		_, err := NewService(cfg)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != c.field || !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: %v", c.field, err)
+		}
+	}
+	noVerify := base
+	noVerify.PinnedSHA256 = nil
+	if _, err := NewService(noVerify); !errors.Is(err, ErrNoVerification) {
+		t.Errorf("no verification: %v", err)
+	}
+	noCert := base
+	noCert.Certificate = nil
+	if _, err := NewService(noCert); !errors.Is(err, ErrNoCertificate) {
+		t.Errorf("no certificate: %v", err)
+	}
+}
+
+// TestUntrustedPeer: a peer whose certificate is not pinned is refused
+// by the TLS handshake, on both transports.
+func TestUntrustedPeer(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			server, _ := pair(t, tr, nil)
+			startEndpoint(t, server, EndpointConfig{ID: "e"}, nil)
+			cert, pin, err := quictransport.SelfSigned()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := testConfig(t, tr)
+			cfg.Certificate, cfg.PinnedSHA256 = &cert, [][32]byte{pin, testCert.pin}
+			stranger, err := NewService(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stranger.Close()
+			if _, err := stranger.Connect(ctxT(t), server.Addr(), "e", "e"); !errors.Is(err, ErrConnectionLost) {
+				t.Fatalf("untrusted client connected: %v", err)
 			}
 		})
 	}

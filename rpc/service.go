@@ -457,7 +457,7 @@ func (s *Service) responseError(peer string, req, resp *message) error {
 	case codeTooLarge:
 		return &MessageError{Peer: peer, Detail: resp.detail, Err: ErrTooLarge}
 	case codeTimeout:
-		return &TimeoutError{Peer: peer, Endpoint: ep, Method: meth, Timeout: req.timeout.String() + " (expired at the server)"}
+		return &TimeoutError{Peer: peer, Endpoint: ep, Method: meth, Timeout: req.timeout, AtServer: true}
 	case codeVersion:
 		return &HandshakeError{Peer: peer, Endpoint: ep, ClientVersion: req.version, ServerVersion: resp.version}
 	case codeGatewayMismatch:
