@@ -513,3 +513,56 @@ func TestUntrustedPeer(t *testing.T) {
 		})
 	}
 }
+
+// TestBounds: MaxConnections refuses the connection beyond it, and
+// MaxInFlight holds back the calls beyond it on one connection.
+func TestBounds(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			server, client := pair(t, tr, func(c *Config) { c.MaxConnections, c.MaxInFlight = 1, 2 })
+			release := make(chan struct{})
+			entered := make(chan struct{}, 4)
+			startEndpoint(t, server, EndpointConfig{ID: "e"}, func(e *Endpoint) {
+				_ = Register(e, "block", func(ctx context.Context, _ int) (int, error) {
+					entered <- struct{}{}
+					select {
+					case <-release:
+					case <-ctx.Done():
+					}
+					return 0, nil
+				})
+				_ = Register(e, "ok", func(context.Context, int) (int, error) { return 1, nil })
+			})
+			g := connect(t, client, server, "e")
+			ctx := ctxT(t)
+			errc := make(chan error, 2)
+			for range 2 {
+				go func() { _, err := Call[int, int](ctx, g, "block", 0); errc <- err }()
+			}
+			<-entered // one runs on the main goroutine, one waits in the mailbox
+			short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancel()
+			if _, err := Call[int, int](short, g, "ok", 0); !errors.Is(err, ErrTimeout) {
+				t.Fatalf("third call with MaxInFlight 2: %v, want a timeout", err)
+			}
+			close(release)
+			for range 2 {
+				if err := <-errc; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := Call[int, int](ctx, g, "ok", 0); err != nil {
+				t.Fatal(err)
+			}
+			// A second client is one connection too many.
+			other, err := NewService(testConfig(t, tr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			if _, err := other.Connect(ctx, server.Addr(), "e", "e"); !errors.Is(err, ErrConnectionLost) {
+				t.Fatalf("connection beyond MaxConnections: %v", err)
+			}
+		})
+	}
+}
