@@ -243,6 +243,9 @@ func (q *quicClient) roundTrip(ctx context.Context, req *message) (*message, err
 		return nil, q.fail(ctx, str, err)
 	}
 	str.CancelRead(0) // the response is complete; the FIN needs no wait
+	if resp.kind != kindResponse {
+		return &message{kind: kindResponse, code: codeBadMessage, detail: fmt.Sprintf("the server sent a message of kind %d instead of a response", resp.kind)}, nil
+	}
 	return resp, nil
 }
 

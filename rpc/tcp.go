@@ -201,6 +201,8 @@ func (c *tcpClient) readLoop() {
 			m = &message{kind: kindResponse, code: fe.code, callID: fe.callID, detail: fe.detail}
 		} else if err != nil {
 			break
+		} else if m.kind != kindResponse {
+			m = &message{kind: kindResponse, code: codeBadMessage, callID: m.callID, detail: fmt.Sprintf("the server sent a message of kind %d instead of a response", m.kind)}
 		} else {
 			m.payload = append([]byte(nil), m.payload...) // buf is reused
 		}
