@@ -38,7 +38,11 @@ func binary(t *testing.T) string {
 			return
 		}
 		build.bin = filepath.Join(dir, "wordcount")
-		out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", build.bin, ".").CombinedOutput()
+		args := []string{"build", "-o", build.bin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, ".")...).CombinedOutput()
 		if err != nil {
 			build.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -165,6 +169,9 @@ func start(t *testing.T, ctx context.Context, name string, args ...string) *proc
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
 		<-p.done
+		if strings.Contains(p.output(), "DATA RACE") {
+			t.Errorf("%s reported a data race", p.name)
+		}
 		if t.Failed() {
 			t.Logf("%s output:\n%s", p.name, p.output())
 		}
