@@ -91,5 +91,7 @@
 // (MaxInFlight; a full TCP connection is not read, which pushes back),
 // message size, mailbox size. Every call has a deadline (its context's,
 // or CallTimeout), which travels to the server and bounds the handler's
-// context. Close waits for every goroutine of the service.
+// context. A caller whose context is cancelled returns at once; the
+// handler, which cannot be told, still ends at the deadline. Close waits
+// for every goroutine of the service; handlers must honour their context.
 package rpc

@@ -566,3 +566,41 @@ func TestBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestCancel: cancelling a call's context returns at once with
+// context.Canceled (not a timeout); the connection keeps serving.
+func TestCancel(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			server, client := pair(t, tr, func(c *Config) { c.CallTimeout = 500 * time.Millisecond })
+			entered := make(chan struct{}, 1)
+			startEndpoint(t, server, EndpointConfig{ID: "e"}, func(e *Endpoint) {
+				_ = Register(e, "hang", func(ctx context.Context, _ int) (int, error) {
+					entered <- struct{}{}
+					<-ctx.Done()
+					return 0, ctx.Err()
+				})
+				_ = Register(e, "ok", func(context.Context, int) (int, error) { return 1, nil })
+			})
+			g := connect(t, client, server, "e")
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			go func() { _, err := Call[int, int](ctx, g, "hang", 0); errc <- err }()
+			<-entered
+			start := time.Now()
+			cancel()
+			err := <-errc
+			if !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
+				t.Fatalf("cancelled call: %v", err)
+			}
+			if d := time.Since(start); d > 300*time.Millisecond {
+				t.Fatalf("cancellation took %v", d)
+			}
+			// The handler's context ends at the call's deadline; then
+			// the endpoint serves again on the same connection.
+			if v, err := Call[int, int](ctxT(t), g, "ok", 0); err != nil || v != 1 {
+				t.Fatalf("after a cancelled call: %d, %v", v, err)
+			}
+		})
+	}
+}
