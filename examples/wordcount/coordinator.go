@@ -215,7 +215,7 @@ func (jm *jobMaster) taskFinished(_ context.Context, r taskReport) (ack, error) 
 		// worker: give the heartbeat monitor the time to name it first.
 		err := fmt.Errorf("task %s on worker %s failed: %s", r.Task, r.Worker, r.Error)
 		fmt.Fprintf(jm.stdout, "%v\n", err)
-		jm.ep.ScheduleRunAsync(jm.o.heartbeatTimeout+jm.o.heartbeatInterval, func() { jm.end(err) })
+		jm.ep.ScheduleRunAsync(2*jm.o.heartbeatTimeout, func() { jm.end(err) })
 		return ack{}, nil
 	}
 	fmt.Fprintf(jm.stdout, "task %s on worker %s finished: %d words\n", r.Task, r.Worker, r.Words)
