@@ -167,13 +167,18 @@ func (s *Service) Close() error {
 	}
 	s.dropAccepted()
 
-	var errs []error
+	// Endpoints terminate in parallel: each OnStop has ShutdownTimeout.
+	errs := make([]error, len(eps))
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout+time.Second)
-	for _, e := range eps {
-		if err := e.Terminate(ctx); err != nil {
-			errs = append(errs, err)
-		}
+	var terminating sync.WaitGroup
+	for i, e := range eps {
+		terminating.Add(1)
+		go func() {
+			defer terminating.Done()
+			errs[i] = e.Terminate(ctx)
+		}()
 	}
+	terminating.Wait()
 	cancel()
 	s.cancel()
 	s.mu.Lock()
