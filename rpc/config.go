@@ -41,8 +41,10 @@ type Config struct {
 	// Transport is TCP or QUIC (default QUIC).
 	Transport string
 	// ListenAddr is where the service accepts connections (default
-	// 127.0.0.1:0). NoListen makes a client-only service (on QUIC it still
-	// binds a UDP socket on ListenAddr to dial from).
+	// 127.0.0.1:0). NoListen makes a service that accepts only the
+	// connections handed to ServeTCPConn / ServeQUICConn; on QUIC it still
+	// binds a UDP socket on ListenAddr to dial from, unless DialQUIC is
+	// set (the shared-socket mode: no socket of its own at all).
 	ListenAddr string
 	NoListen   bool
 
