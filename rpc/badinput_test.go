@@ -2,8 +2,10 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -129,4 +131,48 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHostileServer: a TCP server that answers with a request instead of
+// a response, then with garbage: the first call fails as a bad message,
+// the second as a lost connection; nothing hangs.
+func TestHostileServer(t *testing.T) {
+	_, client := pair(t, TCP, nil)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", client.tls.serverTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var buf []byte
+		var req message
+		if readFrame(c, &buf, 1<<20, &req) != nil {
+			return
+		}
+		bogus := message{version: ProtocolVersion, kind: kindCall, callID: req.callID, endpoint: "x"}
+		if _, err := c.Write(appendFrame(nil, &bogus)); err != nil {
+			return
+		}
+		if readFrame(c, &buf, 1<<20, &req) != nil {
+			return
+		}
+		_, _ = c.Write([]byte{0, 0, 0, 2, 0xde, 0xad}) // no header: unattributable
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	ctx := ctxT(t)
+	if _, err := client.Connect(ctx, ln.Addr().String(), "e", "e"); !errors.Is(err, ErrBadMessage) {
+		t.Fatalf("request instead of a response: %v", err)
+	}
+	if _, err := client.Connect(ctx, ln.Addr().String(), "e", "e"); !errors.Is(err, ErrConnectionLost) {
+		t.Fatalf("garbage response: %v", err)
+	}
+	ln.Close()
+	<-done
 }
