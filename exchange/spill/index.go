@@ -1,0 +1,47 @@
+package spill
+
+// An index entry packs a buffer's header offset (40 bits: files up to
+// 1 TiB) and its payload length (24 bits: buffers up to 16 MiB - 1) into
+// one uint64, so the index costs 8 bytes per spilled buffer: 256 KiB per
+// GiB of full 32 KiB buffers.
+const (
+	lengthBits = 24
+	// MaxBufferSize is the largest payload one spilled buffer may have.
+	MaxBufferSize = 1<<lengthBits - 1
+	// MaxFileSize is the largest partition file.
+	MaxFileSize = 1 << (64 - lengthBits)
+	// chunkLen entries (32 KiB) per index chunk: the index grows by
+	// chunks, never copying what it holds, and wastes at most part of its
+	// last chunk.
+	chunkLen = 4096
+	// maxSubpartitions bounds the per-partition index slice.
+	maxSubpartitions = 1 << 20
+)
+
+func packEntry(offset int64, length int) uint64 {
+	return uint64(offset)<<lengthBits | uint64(length)
+}
+
+func unpackEntry(e uint64) (offset int64, length int) {
+	return int64(e >> lengthBits), int(e & MaxBufferSize)
+}
+
+// index lists one subpartition's buffers in order.
+type index struct {
+	chunks [][]uint64 // all full (chunkLen entries) but the last
+	n      int
+}
+
+func (x *index) add(e uint64) {
+	last := len(x.chunks) - 1
+	if last < 0 || len(x.chunks[last]) == chunkLen {
+		// Start small: a partition with many nearly empty subpartitions
+		// must not cost a full chunk each.
+		x.chunks = append(x.chunks, make([]uint64, 0, 16))
+		last++
+	}
+	x.chunks[last] = append(x.chunks[last], e)
+	x.n++
+}
+
+func (x *index) at(i int) uint64 { return x.chunks[i/chunkLen][i%chunkLen] }
