@@ -407,3 +407,46 @@ func BenchmarkWriteRead256MiB(b *testing.B) {
 		p.Release()
 	}
 }
+
+// Releasing while consumers read (a job cancelled mid-read) fails them
+// with ErrReleased, never with another error or a race.
+func TestReleaseDuringReads(t *testing.T) {
+	m := newManager(t, spill.Config{})
+	p := writePartition(t, m, 4, 64, []int{segmentSize})
+	started := make(chan struct{}, 4)
+	errs := make(chan error, 4)
+	for sub := range 4 {
+		go func() {
+			r, err := p.NewReader(sub)
+			if err != nil {
+				errs <- err
+				return
+			}
+			dst := make([]byte, segmentSize)
+			started <- struct{}{}
+			for {
+				// Start over at the end, so every reader is mid-read
+				// when the release comes.
+				_, _, err := r.Next(dst)
+				if err == io.EOF {
+					r, err = p.NewReader(sub)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-started
+	}
+	if err := p.Release(); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if err := <-errs; !errors.Is(err, spill.ErrReleased) {
+			t.Fatalf("reader ended with %v, want ErrReleased", err)
+		}
+	}
+}
