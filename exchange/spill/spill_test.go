@@ -450,3 +450,42 @@ func TestReleaseDuringReads(t *testing.T) {
 		}
 	}
 }
+
+// Reading into pooled segments must not allocate per buffer, and neither
+// may appending (the index grows by chunks, which amortises to nothing).
+func TestNoAllocationsPerBuffer(t *testing.T) {
+	m := newManager(t, spill.Config{Sync: true})
+	w, err := m.NewWriter("allocs", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := make([]byte, segmentSize)
+	// Warm the index up past its first small chunk allocations.
+	for i := range 64 {
+		if err := w.Append(i%2, spill.Meta{}, seg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		if err := w.Append(0, spill.Meta{}, seg[:1000]); err != nil {
+			panic(err)
+		}
+	}); a > 0.05 {
+		t.Errorf("Append allocates %.2f per buffer", a)
+	}
+	p, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		if _, _, err := r.Next(seg); err != nil {
+			panic(err)
+		}
+	}); a != 0 {
+		t.Errorf("Reader.Next allocates %.2f per buffer", a)
+	}
+}
