@@ -90,6 +90,7 @@ type Reader struct {
 	pos    int
 	closed bool
 	hdr    [headerSize]byte
+	sum    xxhash.Digest
 }
 
 // Remaining is the number of buffers not yet read: the backlog a view
@@ -167,7 +168,7 @@ func (r *Reader) check(off int64, payload []byte) (Meta, error) {
 	if !meta.DataType.Valid() || h[9]&^flagCompressed != 0 || h[10] != 0 || h[11] != 0 {
 		return Meta{}, corrupt("bad data type or flags % x", h[8:12])
 	}
-	if sum := uint32(xxhash.Sum64(payload)); sum != binary.BigEndian.Uint32(h[12:]) {
+	if sum := checksum(&r.sum, h, payload); sum != binary.BigEndian.Uint32(h[12:]) {
 		return Meta{}, corrupt("checksum %08x, header says %08x", sum, binary.BigEndian.Uint32(h[12:]))
 	}
 	return meta, nil

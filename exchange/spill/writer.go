@@ -15,8 +15,9 @@ import (
 //
 //	subpartition u32 | length u32 | dataType u8 | flags u8 | zero u16 | checksum u32
 //
-// The checksum is the low 32 bits of the payload's xxhash64, so a reader
-// detects a damaged or foreign file instead of sending garbage.
+// The checksum is the low 32 bits of the xxhash64 of the first 12 header
+// bytes and the payload, so a reader detects a damaged or foreign file
+// (data or meta) instead of sending garbage.
 const headerSize = 16
 
 const flagCompressed = 1
@@ -27,7 +28,16 @@ type Meta struct {
 	Compressed bool // the payload is LZ4-compressed (package compress)
 }
 
-func putHeader(h []byte, sub uint32, payload []byte, meta Meta) {
+// checksum covers the header's first 12 bytes and the payload; d is the
+// caller's, so that summing allocates nothing.
+func checksum(d *xxhash.Digest, h, payload []byte) uint32 {
+	d.Reset()
+	d.Write(h[:12])
+	d.Write(payload)
+	return uint32(d.Sum64())
+}
+
+func putHeader(d *xxhash.Digest, h []byte, sub uint32, payload []byte, meta Meta) {
 	binary.BigEndian.PutUint32(h[0:], sub)
 	binary.BigEndian.PutUint32(h[4:], uint32(len(payload)))
 	h[8] = byte(meta.DataType)
@@ -36,7 +46,7 @@ func putHeader(h []byte, sub uint32, payload []byte, meta Meta) {
 		h[9] = flagCompressed
 	}
 	h[10], h[11] = 0, 0
-	binary.BigEndian.PutUint32(h[12:], uint32(xxhash.Sum64(payload)))
+	binary.BigEndian.PutUint32(h[12:], checksum(d, h, payload))
 }
 
 // Writer appends the buffers of one blocking partition's subpartitions to
@@ -56,6 +66,7 @@ type Writer struct {
 	subs []index
 	buf  []byte
 	size int64 // offset of the next buffer (written + buffered)
+	sum  xxhash.Digest
 	err  error // sticky: failed, finished or discarded
 }
 
@@ -92,13 +103,13 @@ func (w *Writer) Append(sub int, meta Meta, payload []byte) error {
 	if need <= cap(w.buf) {
 		n := len(w.buf)
 		w.buf = w.buf[:n+headerSize]
-		putHeader(w.buf[n:], uint32(sub), payload, meta)
+		putHeader(&w.sum, w.buf[n:], uint32(sub), payload, meta)
 		w.buf = append(w.buf, payload...)
 	} else {
 		// Larger than the write buffer (which flush emptied): write it
 		// directly.
 		var hdr [headerSize]byte
-		putHeader(hdr[:], uint32(sub), payload, meta)
+		putHeader(&w.sum, hdr[:], uint32(sub), payload, meta)
 		if err := w.write(hdr[:]); err != nil {
 			return err
 		}
