@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
@@ -35,6 +36,8 @@ type Manager struct {
 	seq    uint64
 	open   map[closer]struct{} // writers and partitions not yet released
 	stale  int
+
+	written atomic.Int64 // bytes written by all writers
 }
 
 // closer is a writer or partition the manager removes on Close.
@@ -82,11 +85,9 @@ func (m *Manager) takeDir() error {
 			lastErr = err
 			continue // a sweep holds it and will remove it
 		}
-		fi, err1 := f.Stat()
-		pi, err2 := os.Stat(dir)
-		if err1 != nil || err2 != nil || !os.SameFile(fi, pi) {
-			f.Close() // removed (and perhaps recreated) by a sweep
-			lastErr = errors.Join(err1, err2, errors.New("directory replaced while locking it"))
+		if !stillAt(f, dir) {
+			f.Close() // removed by a sweep
+			lastErr = errors.New("directory removed while locking it")
 			continue
 		}
 		m.dir, m.lock = dir, f
@@ -115,8 +116,8 @@ func removeStale(base string, log zerolog.Logger) int {
 		if err != nil {
 			continue // removed meanwhile by another sweep
 		}
-		if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			f.Close() // its owner is alive (or another sweep has it)
+		if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil || !stillAt(f, path) {
+			f.Close() // its owner is alive, or another sweep has it or removed it
 			continue
 		}
 		if err := os.RemoveAll(path); err != nil {
@@ -128,6 +129,13 @@ func removeStale(base string, log zerolog.Logger) int {
 		f.Close() // releases the lock
 	}
 	return removed
+}
+
+// stillAt reports whether the open directory f is still the one at path.
+func stillAt(f *os.File, path string) bool {
+	fi, err1 := f.Stat()
+	pi, err2 := os.Lstat(path)
+	return err1 == nil && err2 == nil && os.SameFile(fi, pi)
 }
 
 func flock(f *os.File, how int) error {
@@ -147,6 +155,10 @@ func flock(f *os.File, how int) error {
 	}
 	return lockErr
 }
+
+// BytesWritten is the number of bytes all writers of the manager have
+// written to disk so far (headers included).
+func (m *Manager) BytesWritten() int64 { return m.written.Load() }
 
 // Dir is this process's subdirectory, where its partition files live.
 func (m *Manager) Dir() string { return m.dir }

@@ -359,8 +359,8 @@ func TestWriterMemoryIsBounded(t *testing.T) {
 	if allocated > 4<<20 {
 		t.Fatalf("allocated %d KiB while writing %d MiB; want < 4 MiB", allocated>>10, total>>20)
 	}
-	if p.Size() != int64(total+(total/segmentSize)*16) {
-		t.Fatalf("file size %d", p.Size())
+	if p.Size() != int64(total+(total/segmentSize)*16) || m.BytesWritten() != p.Size() {
+		t.Fatalf("file size %d, manager wrote %d", p.Size(), m.BytesWritten())
 	}
 	p.Release()
 }

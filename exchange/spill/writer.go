@@ -139,7 +139,9 @@ func (w *Writer) flush() error {
 }
 
 func (w *Writer) write(b []byte) error {
-	if _, err := w.f.Write(b); err != nil {
+	n, err := w.f.Write(b)
+	w.m.written.Add(int64(n))
+	if err != nil {
 		return w.fail(&IOError{Op: "write", Dir: w.m.cfg.Dir, Path: w.path, Err: err})
 	}
 	return nil
