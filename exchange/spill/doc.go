@@ -34,8 +34,9 @@
 // and written with one sequential write when it is full, so the
 // producer's memory is that buffer whatever the data size. The index
 // (per subpartition, the offset and length of each of its buffers) stays
-// in memory at 8 bytes per buffer: 256 KiB per GiB of full 32 KiB
-// buffers.
+// in memory at 8 bytes per buffer (offset, event bit, length packed in a
+// uint64): 256 KiB per GiB of full 32 KiB buffers. A file holds at most
+// 512 GiB, a buffer at most 16 MiB - 1 bytes (ErrTooLarge).
 //
 // A write error fails the Writer for good and removes the partial file
 // at once; a full disk is an *IOError wrapping ErrDiskFull that names the
@@ -68,7 +69,11 @@
 //     view over Partition.NewReader(sub). The view's Next takes a segment
 //     from a small read pool, Reader.Next(segment) fills it, and the
 //     buffer goes out as a BufferResponse with Meta's data type and
-//     compressed flag; Reader.Remaining is the backlog. A local channel
+//     compressed flag. Reader.Peek says, without
+//     reading, whether the next buffer is an event (sent without credit)
+//     and its size; Reader.Remaining is the backlog (it counts events
+//     too, an upper bound, which only makes the consumer ask for a
+//     floating buffer it may not use). A local channel
 //     reads the same way into a segment of its gate's pool (one copy,
 //     from the page cache). A consumer that fails is served again by a
 //     new reader.

@@ -1,15 +1,18 @@
 package spill
 
-// An index entry packs a buffer's header offset (40 bits: files up to
-// 1 TiB) and its payload length (24 bits: buffers up to 16 MiB - 1) into
-// one uint64, so the index costs 8 bytes per spilled buffer: 256 KiB per
-// GiB of full 32 KiB buffers.
+// An index entry packs a buffer's header offset (39 bits: files up to
+// 512 GiB), whether it is an event (1 bit: a view must know that without
+// reading it, as events need no credit) and its payload length (24 bits:
+// buffers up to 16 MiB - 1) into one uint64, so the index costs 8 bytes
+// per spilled buffer: 256 KiB per GiB of full 32 KiB buffers.
 const (
 	lengthBits = 24
+	eventBit   = 1 << lengthBits
+	offsetBits = 64 - lengthBits - 1
 	// MaxBufferSize is the largest payload one spilled buffer may have.
 	MaxBufferSize = 1<<lengthBits - 1
-	// MaxFileSize is the largest partition file.
-	MaxFileSize = 1 << (64 - lengthBits)
+	// MaxFileSize is the largest partition file (512 GiB).
+	MaxFileSize = 1 << offsetBits
 	// chunkLen entries (32 KiB) per index chunk: the index grows by
 	// chunks, never copying what it holds, and wastes at most part of its
 	// last chunk.
@@ -18,12 +21,16 @@ const (
 	maxSubpartitions = 1 << 20
 )
 
-func packEntry(offset int64, length int) uint64 {
-	return uint64(offset)<<lengthBits | uint64(length)
+func packEntry(offset int64, event bool, length int) uint64 {
+	e := uint64(offset)<<(lengthBits+1) | uint64(length)
+	if event {
+		e |= eventBit
+	}
+	return e
 }
 
-func unpackEntry(e uint64) (offset int64, length int) {
-	return int64(e >> lengthBits), int(e & MaxBufferSize)
+func unpackEntry(e uint64) (offset int64, event bool, length int) {
+	return int64(e >> (lengthBits + 1)), e&eventBit != 0, int(e & MaxBufferSize)
 }
 
 // index lists one subpartition's buffers in order.

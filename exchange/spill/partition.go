@@ -97,18 +97,20 @@ type Reader struct {
 // announces.
 func (r *Reader) Remaining() int { return r.idx.n - r.pos }
 
-// NextSize is the payload size of the next buffer, or -1 at the end.
-func (r *Reader) NextSize() int {
+// Peek describes the next buffer without reading it: its payload size
+// and whether it is an event (a view sends events without credit). ok is
+// false at the end.
+func (r *Reader) Peek() (size int, isEvent, ok bool) {
 	if r.pos >= r.idx.n {
-		return -1
+		return 0, false, false
 	}
-	_, n := unpackEntry(r.idx.at(r.pos))
-	return n
+	_, isEvent, size = unpackEntry(r.idx.at(r.pos))
+	return size, isEvent, true
 }
 
 // Next reads the next buffer into dst and returns its length and meta.
 // It returns io.EOF after the last buffer, ErrInvalidArgument (without
-// advancing) if dst is shorter than NextSize, ErrReleased once the
+// advancing) if dst is shorter than the size Peek reports, ErrReleased once the
 // partition is released, and a *CorruptError if the file does not hold
 // what was written.
 func (r *Reader) Next(dst []byte) (int, Meta, error) {
@@ -121,7 +123,7 @@ func (r *Reader) Next(dst []byte) (int, Meta, error) {
 	if r.pos >= r.idx.n {
 		return 0, Meta{}, io.EOF
 	}
-	off, n := unpackEntry(r.idx.at(r.pos))
+	off, isEvent, n := unpackEntry(r.idx.at(r.pos))
 	if len(dst) < n {
 		return 0, Meta{}, fmt.Errorf("%w: buffer of %d bytes into %d", ErrInvalidArgument, n, len(dst))
 	}
@@ -133,6 +135,9 @@ func (r *Reader) Next(dst []byte) (int, Meta, error) {
 		return 0, Meta{}, err
 	}
 	meta, err := r.check(off, payload)
+	if err == nil && meta.DataType.IsEvent() != isEvent {
+		err = &CorruptError{Path: r.p.path, Offset: off, Reason: "event flag differs from the index"}
+	}
 	if err != nil {
 		return 0, Meta{}, err
 	}

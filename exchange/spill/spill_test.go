@@ -68,8 +68,12 @@ func readAll(t testing.TB, p *spill.Partition, sub, limit int, sizes []int) int 
 			t.Errorf("sub %d: remaining %d before buffer %d of %d", sub, rem, i, p.Buffers(sub))
 			return i
 		}
+		size, isEvent, ok := r.Peek()
 		n, meta, err := r.Next(dst)
 		if err == io.EOF {
+			if ok {
+				t.Errorf("sub %d: EOF after Peek found buffer %d", sub, i)
+			}
 			break
 		}
 		if err != nil {
@@ -78,8 +82,8 @@ func readAll(t testing.TB, p *spill.Partition, sub, limit int, sizes []int) int 
 		}
 		w := want[:sizes[(i+sub)%len(sizes)]]
 		fillPayload(w, sub, i)
-		if !bytes.Equal(dst[:n], w) || meta != metaFor(sub, i) {
-			t.Errorf("sub %d buffer %d: %d bytes (want %d), meta %+v (want %+v)", sub, i, n, len(w), meta, metaFor(sub, i))
+		if !bytes.Equal(dst[:n], w) || meta != metaFor(sub, i) || size != n || isEvent != meta.DataType.IsEvent() {
+			t.Errorf("sub %d buffer %d: %d bytes (want %d, peeked %d), meta %+v (want %+v, peeked event %v)", sub, i, n, len(w), size, meta, metaFor(sub, i), isEvent)
 			return i
 		}
 	}
@@ -193,7 +197,7 @@ func TestEmptySubpartitionsAndPartition(t *testing.T) {
 			}
 			got++
 		}
-		if got != want || r.NextSize() != -1 {
+		if _, _, ok := r.Peek(); got != want || ok {
 			t.Fatalf("sub %d: %d buffers, want %d", sub, got, want)
 		}
 	}

@@ -117,7 +117,7 @@ func (w *Writer) Append(sub int, meta Meta, payload []byte) error {
 			return err
 		}
 	}
-	w.subs[sub].add(packEntry(w.size, len(payload)))
+	w.subs[sub].add(packEntry(w.size, meta.DataType.IsEvent(), len(payload)))
 	w.size += int64(need)
 	return nil
 }
