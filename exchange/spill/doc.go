@@ -71,9 +71,8 @@
 //     buffer goes out as a BufferResponse with Meta's data type and
 //     compressed flag. Reader.Peek says, without
 //     reading, whether the next buffer is an event (sent without credit)
-//     and its size; Reader.Remaining is the backlog (it counts events
-//     too, an upper bound, which only makes the consumer ask for a
-//     floating buffer it may not use). A local channel
+//     and its size; Reader.Backlog is the backlog to announce (data
+//     buffers not yet read). A local channel
 //     reads the same way into a segment of its gate's pool (one copy,
 //     from the page cache). A consumer that fails is served again by a
 //     new reader.

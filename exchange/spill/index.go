@@ -37,6 +37,7 @@ func unpackEntry(e uint64) (offset int64, event bool, length int) {
 type index struct {
 	chunks [][]uint64 // all full (chunkLen entries) but the last
 	n      int
+	events int // entries with the event bit
 }
 
 func (x *index) add(e uint64) {
@@ -49,6 +50,9 @@ func (x *index) add(e uint64) {
 	}
 	x.chunks[last] = append(x.chunks[last], e)
 	x.n++
+	if e&eventBit != 0 {
+		x.events++
+	}
 }
 
 func (x *index) at(i int) uint64 { return x.chunks[i/chunkLen][i%chunkLen] }

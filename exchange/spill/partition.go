@@ -88,14 +88,18 @@ type Reader struct {
 	sub    int
 	idx    *index
 	pos    int
+	events int // events among the first pos buffers
 	closed bool
 	hdr    [headerSize]byte
 	sum    xxhash.Digest
 }
 
-// Remaining is the number of buffers not yet read: the backlog a view
-// announces.
+// Remaining is the number of buffers (data and events) not yet read.
 func (r *Reader) Remaining() int { return r.idx.n - r.pos }
+
+// Backlog is the number of data buffers not yet read: the backlog a view
+// announces, counted as Flink counts it (events excluded).
+func (r *Reader) Backlog() int { return (r.idx.n - r.idx.events) - (r.pos - r.events) }
 
 // Peek describes the next buffer without reading it: its payload size
 // and whether it is an event (a view sends events without credit). ok is
@@ -142,6 +146,9 @@ func (r *Reader) Next(dst []byte) (int, Meta, error) {
 		return 0, Meta{}, err
 	}
 	r.pos++
+	if isEvent {
+		r.events++
+	}
 	return n, meta, nil
 }
 

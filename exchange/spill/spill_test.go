@@ -68,6 +68,10 @@ func readAll(t testing.TB, p *spill.Partition, sub, limit int, sizes []int) int 
 			t.Errorf("sub %d: remaining %d before buffer %d of %d", sub, rem, i, p.Buffers(sub))
 			return i
 		}
+		if backlog, want := r.Backlog(), dataBuffersFrom(sub, i, p.Buffers(sub)); backlog != want {
+			t.Errorf("sub %d: backlog %d before buffer %d, want %d", sub, backlog, i, want)
+			return i
+		}
 		size, isEvent, ok := r.Peek()
 		n, meta, err := r.Next(dst)
 		if err == io.EOF {
@@ -88,6 +92,17 @@ func readAll(t testing.TB, p *spill.Partition, sub, limit int, sizes []int) int 
 		}
 	}
 	return i
+}
+
+// dataBuffersFrom counts the data buffers among buffers i..n-1 of sub.
+func dataBuffersFrom(sub, i, n int) int {
+	c := 0
+	for ; i < n; i++ {
+		if !metaFor(sub, i).DataType.IsEvent() {
+			c++
+		}
+	}
+	return c
 }
 
 func TestWriteAndReadBackManyTimes(t *testing.T) {
