@@ -59,7 +59,8 @@ func (s Stats) Ratio() float64 {
 // is ready to use. Not safe for concurrent use; Stats may be read
 // concurrently.
 type Compressor struct {
-	lz lz4.Compressor
+	lz      lz4.Compressor
+	scratch []byte // for CompressInPlace
 
 	compressed, uncompressed atomic.Int64
 	bytesIn, bytesOut        atomic.Int64
@@ -94,6 +95,24 @@ func (c *Compressor) Compress(dst, src []byte) (n int, ok bool) {
 	return 0, false
 }
 
+// CompressInPlace compresses buf[:n] and, if it shrank, leaves the
+// compressed bytes at the start of buf and returns their length and true;
+// otherwise buf is unchanged and it returns 0, false. It goes through a
+// scratch buffer of the Compressor (allocated once, at the first call, as
+// large as the largest n seen), so the caller needs no second pooled
+// buffer (Flink's compressToOriginalBuffer). Only for a buffer nobody else
+// reads meanwhile: never a segment shared by a broadcast.
+func (c *Compressor) CompressInPlace(buf []byte, n int) (int, bool) {
+	if cap(c.scratch) < n {
+		c.scratch = make([]byte, n)
+	}
+	m, ok := c.Compress(c.scratch[:n], buf[:n])
+	if ok {
+		copy(buf, c.scratch[:m])
+	}
+	return m, ok
+}
+
 // Stats returns the counters so far.
 func (c *Compressor) Stats() Stats {
 	return Stats{
@@ -105,10 +124,13 @@ func (c *Compressor) Stats() Stats {
 }
 
 // Decompressor decompresses LZ4 block payloads into caller-provided
-// buffers, never writing more than MaxSize bytes. It holds no per-buffer
-// state and is safe for concurrent use.
+// buffers, never writing more than MaxSize bytes. Decompress is safe for
+// concurrent use; DecompressInPlace uses the Decompressor's scratch
+// buffer, so a Decompressor that uses it belongs to one goroutine (a
+// channel's or a connection's reader).
 type Decompressor struct {
 	maxSize int
+	scratch []byte // for DecompressInPlace, MaxSize bytes once used
 }
 
 // NewDecompressor returns a Decompressor whose output is bounded by
@@ -138,4 +160,22 @@ func (d *Decompressor) Decompress(dst, src []byte) (int, error) {
 		return 0, &CorruptError{Len: len(src), Bound: bound, Err: err}
 	}
 	return n, nil
+}
+
+// DecompressInPlace decodes the compressed payload buf[:n] and leaves the
+// result at the start of buf, returning its length, at most
+// min(len(buf), MaxSize). It decodes into the Decompressor's scratch
+// buffer (allocated once, MaxSize bytes) and copies back, so the pooled
+// segment that received the payload keeps the data and decompression
+// never waits for a second buffer (Flink's decompressToOriginalBuffer
+// idea). On error buf's contents are undefined.
+func (d *Decompressor) DecompressInPlace(buf []byte, n int) (int, error) {
+	if d.scratch == nil {
+		d.scratch = make([]byte, d.maxSize)
+	}
+	m, err := d.Decompress(d.scratch[:min(len(buf), d.maxSize)], buf[:n])
+	if err != nil {
+		return 0, err
+	}
+	return copy(buf, d.scratch[:m]), nil
 }

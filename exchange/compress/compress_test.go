@@ -245,12 +245,32 @@ func FuzzDecompress(f *testing.F) {
 		} else if n < 0 || n > bound {
 			t.Fatalf("decoded %d bytes, bound %d", n, bound)
 		}
-		for i := bound; i < len(dst); i++ {
-			if dst[i] != 0xAA {
-				t.Fatalf("wrote beyond the bound at %d", i)
-			}
+		checkGuard(t, dst, bound)
+
+		// In place: the payload arrived in a segment of the bound's size.
+		if len(payload) > bound {
+			return
 		}
+		seg := make([]byte, bound+64)
+		copy(seg, payload)
+		for i := bound; i < len(seg); i++ {
+			seg[i] = 0xAA
+		}
+		m, err2 := d.DecompressInPlace(seg[:bound], len(payload))
+		if (err == nil) != (err2 == nil) || (err == nil && (m != n || !bytes.Equal(seg[:m], dst[:n]))) {
+			t.Fatalf("in place: %d, %v; with a dst: %d, %v", m, err2, n, err)
+		}
+		checkGuard(t, seg, bound)
 	})
+}
+
+func checkGuard(t *testing.T, b []byte, bound int) {
+	t.Helper()
+	for i := bound; i < len(b); i++ {
+		if b[i] != 0xAA {
+			t.Fatalf("wrote beyond the bound at %d", i)
+		}
+	}
 }
 
 func BenchmarkCompressText32KiB(b *testing.B) {
@@ -292,5 +312,41 @@ func BenchmarkDecompressText32KiB(b *testing.B) {
 		if m, err := d.Decompress(out, comp[:n]); err != nil || m != len(src) {
 			b.Fatalf("decoded %d, %v", m, err)
 		}
+	}
+}
+
+// In place: the segment that held the record bytes holds the compressed
+// bytes, and the segment that received them holds the records again.
+func TestInPlaceRoundTrip(t *testing.T) {
+	c := compress.NewCompressor()
+	d := mustDecompressor(t, segmentSize)
+	seg := make([]byte, segmentSize)
+	for i, src := range [][]byte{textRecords(segmentSize, 1), textRecords(1000, 2), randomBytes(4096, 3)} {
+		copy(seg, src)
+		n, ok := c.CompressInPlace(seg, len(src))
+		if !ok {
+			if !bytes.Equal(seg[:len(src)], src) {
+				t.Fatalf("case %d: an uncompressed buffer was changed", i)
+			}
+			continue
+		}
+		m, err := d.DecompressInPlace(seg, n)
+		if err != nil || !bytes.Equal(seg[:m], src) {
+			t.Fatalf("case %d: in-place round trip: %v", i, err)
+		}
+	}
+	// Each run compresses the text in seg and restores it.
+	text := textRecords(segmentSize, 4)
+	copy(seg, text)
+	if a := testing.AllocsPerRun(20, func() {
+		n, ok := c.CompressInPlace(seg, segmentSize)
+		if m, err := d.DecompressInPlace(seg, n); !ok || err != nil || m != segmentSize {
+			panic(fmt.Sprint(ok, err, m))
+		}
+	}); a != 0 {
+		t.Errorf("in-place round trip allocates %.1f per buffer", a)
+	}
+	if !bytes.Equal(seg, text) {
+		t.Fatal("repeated in-place round trips changed the data")
 	}
 }

@@ -9,22 +9,27 @@
 //
 // The BufferResponse already carries a `compressed` flag.
 //
-//   - Producer half: one Compressor per writer goroutine (per view or per
-//     connection writer; it is not safe for concurrent use). Before a DATA
-//     buffer goes out, take a segment from the partition's pool as dst and
-//     call Compress(dst, payload). If it reports ok, send dst[:n] with
-//     Compressed = true and release the original buffer; if not (the
-//     buffer did not shrink), release dst and send the original buffer
-//     with Compressed = false. Events are never compressed. For BLOCKING
-//     partitions compression happens once, before the buffer is spilled
-//     (package spill keeps the flag per buffer), so every read reuses it.
-//   - Consumer half: one Decompressor per channel (or per connection
-//     reader), built with the node's segment size. A BufferResponse with
-//     Compressed = true is read into its credit-backed segment as usual;
-//     then a second segment from the gate's pool is the dst of
-//     Decompress, and the compressed one is recycled (it still stands for
-//     the credit). A *CorruptError fails that channel only
-//     (architecture.md, "Failure policy": the framing is intact).
+//   - BLOCKING partitions (on by default): the producer compresses each
+//     finished data segment once, before it is spilled: Compress(scratch,
+//     segment) into a segment-sized scratch slice of the spilling
+//     goroutine, then spill.Writer.Append(scratch[:n]) with
+//     Meta.Compressed, or the segment itself when it did not shrink. Every
+//     later read reuses the compressed bytes, and the view sends them with
+//     the BufferResponse's compressed flag.
+//   - Pipelined partitions (PartitionConfig.Compression): the producer
+//     half compresses a data buffer it owns alone (not a broadcast
+//     segment, which other subpartitions read) with CompressInPlace just
+//     before writing it, and sets the flag when it returns true. One
+//     Compressor per writer goroutine: it is not safe for concurrent use.
+//     Events are never compressed, and local channels read uncompressed
+//     segments directly.
+//   - Consumer half: one Decompressor per connection or stream reader,
+//     built with the node's segment size. A BufferResponse with the flag
+//     is read into its credit-backed segment as usual, then
+//     DecompressInPlace(segment, size) leaves the records in that same
+//     pooled segment: no second buffer to wait for, no change to credit.
+//     A *CorruptError fails that channel only (architecture.md, "Failure
+//     policy": the framing is intact).
 //
 // # Guarantees
 //
@@ -36,7 +41,8 @@
 //     decodes to more than the bound, is a *CorruptError wrapping
 //     ErrCorrupt (fuzzed by FuzzDecompress).
 //   - Neither side allocates per buffer: the Compressor reuses its hash
-//     table (lz4.Compressor, 136 KiB, reset cheaply per buffer), and LZ4
-//     block decoding needs no state (checked with testing.AllocsPerRun
-//     and the -benchmem benchmarks).
+//     table (lz4.Compressor, 136 KiB, reset cheaply per buffer), LZ4 block
+//     decoding needs no state, and the in-place variants allocate their
+//     one scratch buffer once (checked with testing.AllocsPerRun and the
+//     -benchmem benchmarks).
 package compress
