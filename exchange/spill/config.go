@@ -21,7 +21,9 @@ const MinWriteBufferSize = 4 << 10
 type Config struct {
 	// Dir is the spill directory shared by the processes of a host
 	// (default: os.TempDir()/qexchange-spill). It is created if missing.
-	// Each Manager works in its own subdirectory of it.
+	// Each Manager works in its own subdirectory of it. It is created
+	// with mode 0700, so on a host shared by several users give each user
+	// its own Dir.
 	Dir string
 	// WriteBufferSize bounds the memory of one partition writer: buffers
 	// are gathered into it and written in one sequential write when it is
