@@ -21,7 +21,7 @@ type PartitionType struct {
 	Blocking bool
 }
 
-// The partition types of DESIGN.md. PipelinedBounded is the default.
+// The partition types of docs/architecture.md ("model"). PipelinedBounded is the default.
 var (
 	PipelinedBounded = PartitionType{Pipelined: true, Bounded: true}
 	Pipelined        = PartitionType{Pipelined: true}

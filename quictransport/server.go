@@ -36,8 +36,8 @@ type serverStream struct {
 	peer string
 	log  zerolog.Logger
 
-	reader *exchange.Reader // set before the writer starts
-	wake   chan struct{}    // cap 1: the reader has something to send
+	reader *exchange.SubpartitionView // set before the writer starts
+	wake   chan struct{}              // cap 1: the reader has something to send
 
 	done      chan struct{} // closed when the stream is over (cancel, loss)
 	doneOnce  sync.Once
@@ -88,7 +88,7 @@ func (s *serverStream) serve() {
 		return
 	}
 	_ = s.str.SetReadDeadline(time.Time{})
-	rd, err := s.t.provider.OpenReader(exchange.ReaderRequest{
+	rd, err := s.t.provider.OpenView(exchange.ViewRequest{
 		Partition:     exchange.PartitionID(req.PartitionID),
 		Subpartition:  int(req.Subpartition),
 		Receiver:      exchange.NewChannelID(),
@@ -166,7 +166,7 @@ func (s *serverStream) sendFinal(m *wire.ErrorResponse, code quic.StreamErrorCod
 	_ = s.str.Close()
 }
 
-func (s *serverStream) onAvailable(*exchange.Reader) {
+func (s *serverStream) onAvailable(*exchange.SubpartitionView) {
 	select {
 	case s.wake <- struct{}{}:
 	default:

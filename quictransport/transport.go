@@ -70,7 +70,7 @@ type Transport struct {
 
 	mu       sync.Mutex
 	addr     string
-	provider exchange.ReaderProvider
+	provider exchange.ViewProvider
 	ln       *quic.Listener
 	conns    map[string]*clientConn // client side, by dialed address
 	served   map[*quic.Conn]struct{}
@@ -148,7 +148,7 @@ func (t *Transport) Addr() string {
 }
 
 // Listen implements exchange.Transport.
-func (t *Transport) Listen(_ context.Context, provider exchange.ReaderProvider) error {
+func (t *Transport) Listen(_ context.Context, provider exchange.ViewProvider) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {

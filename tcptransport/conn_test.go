@@ -184,7 +184,7 @@ func TestPortRange(t *testing.T) {
 
 type nopProvider struct{}
 
-func (nopProvider) OpenReader(exchange.ReaderRequest, func(*exchange.Reader)) (*exchange.Reader, error) {
+func (nopProvider) OpenView(exchange.ViewRequest, func(*exchange.SubpartitionView)) (*exchange.SubpartitionView, error) {
 	return nil, &exchange.PartitionNotFoundError{}
 }
 

@@ -21,7 +21,7 @@ type serverConn struct {
 	t        *Transport
 	nc       net.Conn
 	peer     string
-	provider exchange.ReaderProvider
+	provider exchange.ViewProvider
 	peerMax  int // the largest frame the client accepts
 
 	mu      sync.Mutex
@@ -54,11 +54,11 @@ type payloadSeg struct {
 type srvReader struct {
 	id       wire.ID
 	part     wire.ID
-	r        *exchange.Reader
+	r        *exchange.SubpartitionView
 	released bool // guarded by serverConn.mu
 }
 
-func newServerConn(t *Transport, nc net.Conn, p exchange.ReaderProvider) *serverConn {
+func newServerConn(t *Transport, nc net.Conn, p exchange.ViewProvider) *serverConn {
 	return &serverConn{
 		t: t, nc: nc, peer: nc.RemoteAddr().String(), provider: p,
 		readers: make(map[wire.ID]*srvReader),
@@ -240,13 +240,13 @@ func (c *serverConn) openReader(m *wire.PartitionRequest) error {
 		return fmt.Errorf("%w: second PartitionRequest for receiver %s on one connection", errDuplicateReceiver, id)
 	}
 	sr := &srvReader{id: id, part: m.PartitionID}
-	r, err := c.provider.OpenReader(exchange.ReaderRequest{
+	r, err := c.provider.OpenView(exchange.ViewRequest{
 		Partition:     exchange.PartitionID(m.PartitionID),
 		Subpartition:  int(m.Subpartition),
 		Receiver:      exchange.ChannelID(id),
 		InitialCredit: int(m.Credit),
 		Peer:          c.peer,
-	}, func(r *exchange.Reader) { c.enqueue(sr, r) })
+	}, func(r *exchange.SubpartitionView) { c.enqueue(sr, r) })
 	if err != nil {
 		c.t.log.Debug().Err(err).Str("peer", c.peer).Str("receiver", id.String()).Msg("partition request refused")
 		resp := wire.ErrorResponse{ReceiverID: id, Code: exchange.WireErrorCode(err), Message: err.Error()}
@@ -271,10 +271,10 @@ func (c *serverConn) openReader(m *wire.PartitionRequest) error {
 }
 
 // enqueue is the readers' onAvailable: it queues sr for the writer.
-func (c *serverConn) enqueue(sr *srvReader, r *exchange.Reader) {
+func (c *serverConn) enqueue(sr *srvReader, r *exchange.SubpartitionView) {
 	c.mu.Lock()
 	if sr.r == nil {
-		sr.r = r // called from inside OpenReader
+		sr.r = r // called from inside OpenView
 	}
 	if c.closing || sr.released {
 		c.mu.Unlock()

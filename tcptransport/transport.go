@@ -34,7 +34,7 @@ type Transport struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	addr     string
-	provider exchange.ReaderProvider
+	provider exchange.ViewProvider
 	clients  map[string]*clientConn // by connKey
 	served   map[*serverConn]struct{}
 	closed   bool
@@ -81,7 +81,7 @@ func (t *Transport) Addr() string {
 }
 
 // Listen implements exchange.Transport.
-func (t *Transport) Listen(ctx context.Context, provider exchange.ReaderProvider) error {
+func (t *Transport) Listen(ctx context.Context, provider exchange.ViewProvider) error {
 	if provider == nil {
 		return configErr("provider", nil, "Listen needs a ReaderProvider")
 	}
@@ -124,7 +124,7 @@ func (t *Transport) isClosed() bool {
 	return t.closed
 }
 
-func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ReaderProvider) {
+func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ViewProvider) {
 	defer t.wg.Done()
 	var delay time.Duration
 	for {

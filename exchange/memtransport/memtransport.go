@@ -33,7 +33,7 @@ type Transport struct {
 
 	mu       sync.Mutex
 	addr     string
-	provider exchange.ReaderProvider
+	provider exchange.ViewProvider
 	conns    map[string]*conn   // client side, by server address
 	served   map[*conn]struct{} // server side
 	closed   bool
@@ -51,7 +51,7 @@ func (t *Transport) Addr() string {
 }
 
 // Listen implements exchange.Transport.
-func (t *Transport) Listen(_ context.Context, p exchange.ReaderProvider) error {
+func (t *Transport) Listen(_ context.Context, p exchange.ViewProvider) error {
 	t.net.mu.Lock()
 	t.net.next++
 	addr := fmt.Sprintf("mem:%d", t.net.next)
@@ -108,7 +108,7 @@ func (t *Transport) accept(client *Transport) (*conn, error) {
 	}
 	c := &conn{
 		client: client, server: t,
-		readers:  make(map[exchange.ChannelID]*exchange.Reader),
+		readers:  make(map[exchange.ChannelID]*exchange.SubpartitionView),
 		handlers: make(map[exchange.ChannelID]exchange.ChannelHandler),
 		wake:     make(chan struct{}, 1),
 	}
@@ -172,8 +172,8 @@ type conn struct {
 
 	mu       sync.Mutex
 	tasks    []task
-	avail    []*exchange.Reader
-	readers  map[exchange.ChannelID]*exchange.Reader
+	avail    []*exchange.SubpartitionView
+	readers  map[exchange.ChannelID]*exchange.SubpartitionView
 	handlers map[exchange.ChannelID]exchange.ChannelHandler
 	refs     int
 	broken   error
@@ -214,7 +214,7 @@ func (c *conn) push(t task) {
 	c.signal()
 }
 
-func (c *conn) onAvailable(r *exchange.Reader) {
+func (c *conn) onAvailable(r *exchange.SubpartitionView) {
 	c.mu.Lock()
 	c.avail = append(c.avail, r)
 	c.mu.Unlock()
@@ -250,7 +250,7 @@ func (c *conn) serve() {
 		}
 		tasks := c.tasks
 		c.tasks = nil
-		var r *exchange.Reader
+		var r *exchange.SubpartitionView
 		if len(tasks) == 0 && len(c.avail) > 0 {
 			r = c.avail[0]
 			c.avail = c.avail[1:]
@@ -270,7 +270,7 @@ func (c *conn) serve() {
 	}
 }
 
-func (c *conn) teardown(peer string, err error, readers map[exchange.ChannelID]*exchange.Reader, handlers map[exchange.ChannelID]exchange.ChannelHandler) {
+func (c *conn) teardown(peer string, err error, readers map[exchange.ChannelID]*exchange.SubpartitionView, handlers map[exchange.ChannelID]exchange.ChannelHandler) {
 	for _, r := range readers {
 		r.Release()
 	}
@@ -287,7 +287,7 @@ func (c *conn) teardown(peer string, err error, readers map[exchange.ChannelID]*
 	c.server.mu.Unlock()
 }
 
-func (c *conn) lookup(id exchange.ChannelID) (*exchange.Reader, exchange.ChannelHandler) {
+func (c *conn) lookup(id exchange.ChannelID) (*exchange.SubpartitionView, exchange.ChannelHandler) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.readers[id], c.handlers[id]
@@ -304,7 +304,7 @@ func (c *conn) handle(peer string, t task) {
 		c.mu.Lock()
 		c.handlers[t.id] = t.h
 		c.mu.Unlock()
-		rd, err := c.server.provider.OpenReader(exchange.ReaderRequest{
+		rd, err := c.server.provider.OpenView(exchange.ViewRequest{
 			Partition: t.req.Partition, Subpartition: t.req.Subpartition,
 			Receiver: t.id, InitialCredit: t.req.InitialCredit, Peer: c.client.addr,
 		}, c.onAvailable)
@@ -378,7 +378,7 @@ func (c *conn) failChannel(peer string, id exchange.ChannelID, err error) {
 }
 
 // send delivers what r has, as the client would receive it.
-func (c *conn) send(peer string, r *exchange.Reader) {
+func (c *conn) send(peer string, r *exchange.SubpartitionView) {
 	id := r.Request().Receiver
 	_, h := c.lookup(id)
 	resp := r.Next()
