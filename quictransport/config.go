@@ -69,6 +69,13 @@ type Config struct {
 	// open and detects dead peers.
 	IdleTimeout, KeepAlivePeriod time.Duration
 
+	// ConnectionsPerNode is the number of QUIC connections to one remote
+	// node (default 1, at most 64), all on the node's one UDP socket. With
+	// K > 1 the channels to a node are spread over K connections by a
+	// hash of their id, so that K congestion controllers share a lossy
+	// path.
+	ConnectionsPerNode int
+
 	// MaxIncomingStreams is the number of concurrent streams (input
 	// channels) a peer may open on one connection (default 1<<16).
 	MaxIncomingStreams int64
@@ -88,6 +95,9 @@ type Config struct {
 }
 
 func (c Config) withDefaults(segmentSize int) Config {
+	if c.ConnectionsPerNode == 0 {
+		c.ConnectionsPerNode = 1
+	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
@@ -215,11 +225,13 @@ func (s *tlsSetup) verify(rawCerts [][]byte, isServerCert bool, serverName strin
 	return nil
 }
 
-func (s *tlsSetup) serverConfig() *tls.Config {
+// serverConfig returns the TLS configuration for accepting connections
+// of the protocols alpns.
+func (s *tlsSetup) serverConfig(alpns ...string) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{s.cert},
-		NextProtos:   []string{ALPN},
+		NextProtos:   alpns,
 		// The client's certificate is required and verified below, by pin
 		// or CA; crypto/tls's own chain check cannot do pins.
 		ClientAuth: tls.RequireAnyClientCert,
@@ -229,8 +241,9 @@ func (s *tlsSetup) serverConfig() *tls.Config {
 	}
 }
 
-// clientConfig returns the TLS configuration for dialing host.
-func (s *tlsSetup) clientConfig(host string) *tls.Config {
+// clientConfig returns the TLS configuration for dialing host with the
+// application protocol alpn.
+func (s *tlsSetup) clientConfig(host, alpn string) *tls.Config {
 	name := s.serverName
 	if name == "" {
 		name = host
@@ -241,7 +254,7 @@ func (s *tlsSetup) clientConfig(host string) *tls.Config {
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return &cert, nil
 		},
-		NextProtos: []string{ALPN},
+		NextProtos: []string{alpn},
 		ServerName: name,
 		// Not skipped: crypto/tls's built-in check is replaced by
 		// VerifyPeerCertificate, which verifies by pin or CA (with the

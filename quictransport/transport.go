@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/chanproto"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
@@ -72,7 +73,7 @@ type Transport struct {
 	addr     string
 	provider exchange.ViewProvider
 	ln       *quic.Listener
-	conns    map[string]*clientConn // client side, by dialed address
+	peers    *chanproto.Peers[*clientConn] // client side
 	served   map[*quic.Conn]struct{}
 	closed   bool
 	wg       sync.WaitGroup
@@ -106,9 +107,9 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 		opts:   wire.Options{StreamMode: true, MaxFrameSize: wire.MaxFrameSizeFor(o.SegmentSize)},
 		segSz:  o.SegmentSize,
 		pc:     pc,
-		conns:  make(map[string]*clientConn),
 		served: make(map[*quic.Conn]struct{}),
 	}
+	t.peers = chanproto.NewPeers(cfg.ConnectionsPerNode, t.newClientConn)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.checkBuffers()
 	var resetKey quic.StatelessResetKey
@@ -157,7 +158,7 @@ func (t *Transport) Listen(_ context.Context, provider exchange.ViewProvider) er
 	if t.ln != nil {
 		return errors.New("quictransport: already listening")
 	}
-	ln, err := t.tr.Listen(t.tls.serverConfig(), t.cfg.quicConfig(true))
+	ln, err := t.tr.Listen(t.tls.serverConfig(ALPN), t.cfg.quicConfig(true))
 	if err != nil {
 		return fmt.Errorf("quictransport: listen: %w", err)
 	}
@@ -206,11 +207,8 @@ func (t *Transport) Close() error {
 	for c := range t.served {
 		conns = append(conns, c)
 	}
-	var dialing []*clientConn
-	for _, cc := range t.conns {
-		dialing = append(dialing, cc)
-	}
 	t.mu.Unlock()
+	dialing := t.peers.Close()
 	t.cancel()
 	if ln != nil {
 		ln.Close()
@@ -262,18 +260,24 @@ func (t *Transport) serveConn(c *quic.Conn) {
 	peer := c.RemoteAddr().String()
 	log := t.log.With().Str("peer", peer).Logger()
 	log.Debug().Msg("connection accepted")
+	w := &connWriter{t: t, sched: chanproto.NewScheduler(), done: make(chan struct{})}
 	defer func() {
+		close(w.done)
+		w.sched.Close()
 		t.mu.Lock()
 		delete(t.served, c)
 		t.mu.Unlock()
 	}()
+	if !t.goTracked(w.loop) {
+		return
+	}
 	for {
 		str, err := c.AcceptStream(t.ctx)
 		if err != nil {
 			log.Debug().Err(err).Msg("connection ended")
 			return
 		}
-		s := newServerStream(t, str, peer, log)
+		s := newServerStream(t, w, str, peer, log)
 		if !t.goTracked(s.serve) {
 			str.CancelRead(StreamCodeCancelled)
 			str.CancelWrite(StreamCodeCancelled)

@@ -145,9 +145,6 @@ type Status struct {
 	Done bool
 	// Buffer: the frame is a BufferResponse.
 	Buffer bool
-	// Urgency changed (Next's Urgent has the new value): a priority event
-	// starts, or the first bulk buffer after one.
-	UrgencyChanged bool
 }
 
 // Urgent reports whether the last buffer Next returned was a priority
@@ -185,9 +182,7 @@ func (o *Outbound) Next() (m wire.Message, payload exchange.Buffer, st Status) {
 		o.hdr = wire.BufferResponse{ReceiverID: o.Receiver, Sequence: resp.Sequence, Backlog: int32(max(resp.Backlog, 0)),
 			DataType: b.DataType, Size: int32(n)}
 		st.Buffer = true
-		if p := b.DataType.IsPriority(); p != o.urgent {
-			o.urgent, st.UrgencyChanged = p, true
-		}
+		o.urgent = b.DataType.IsPriority()
 		if n == 0 {
 			b.Release()
 			b = exchange.Buffer{}
