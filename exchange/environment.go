@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -24,12 +23,11 @@ type Config struct {
 	// refused with ErrRecordTooLarge, and a received length above it is a
 	// protocol error.
 	MaxRecordSize int
-	// Transport names the transport in Transports to use ("tcp", "quic",
-	// "mem"). Empty: no network; only local channels.
-	Transport string
-	// Transports maps names to factories; see package transports for
-	// the built-in ones.
-	Transports map[string]TransportFactory
+	// Transport creates the node's transport, e.g.
+	// tcptransport.New(tcptransport.Config{}) or
+	// quictransport.New(quictransport.Config{...}). Nil: no network; only
+	// local channels.
+	Transport TransportFactory
 	// ListenAddr is the transport's listen address (default
 	// "127.0.0.1:0").
 	ListenAddr string
@@ -57,20 +55,9 @@ type Environment struct {
 // NewEnvironment sets up a node and, if a transport is named, starts
 // listening.
 func NewEnvironment(ctx context.Context, cfg Config) (*Environment, error) {
-	if cfg.NetworkMemory == 0 {
-		cfg.NetworkMemory = DefaultNetworkMemory
-	}
-	if cfg.SegmentSize == 0 {
-		cfg.SegmentSize = DefaultSegmentSize
-	}
-	if cfg.MaxRecordSize == 0 {
-		cfg.MaxRecordSize = DefaultMaxRecordSize
-	}
-	if cfg.MaxRecordSize < 0 || cfg.MaxRecordSize > 1<<30 {
-		return nil, configError("MaxRecordSize", cfg.MaxRecordSize, "must be in 1..1 GiB")
-	}
-	if cfg.NetworkMemory < 0 {
-		return nil, configError("NetworkMemory", cfg.NetworkMemory, "must be positive")
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	pool, err := NewNetworkBufferPool(cfg.NetworkMemory, cfg.SegmentSize)
 	if err != nil {
@@ -84,21 +71,8 @@ func NewEnvironment(ctx context.Context, cfg Config) (*Environment, error) {
 		gates:      make(map[*InputGate]struct{}),
 		owned:      make(map[*ResultPartition]struct{}),
 	}
-	if cfg.Transport != "" {
-		f := cfg.Transports[cfg.Transport]
-		if f == nil {
-			names := make([]string, 0, len(cfg.Transports))
-			for n := range cfg.Transports {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			return nil, configError("Transport", cfg.Transport, fmt.Sprintf("unknown transport (known: %v)", names))
-		}
-		addr := cfg.ListenAddr
-		if addr == "" {
-			addr = "127.0.0.1:0"
-		}
-		t, err := f(TransportOptions{ListenAddr: addr, SegmentSize: cfg.SegmentSize, Logger: cfg.Logger})
+	if cfg.Transport != nil {
+		t, err := cfg.Transport(TransportOptions{ListenAddr: cfg.ListenAddr, SegmentSize: cfg.SegmentSize, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
@@ -180,6 +154,21 @@ func (e *Environment) gateClosed(g *InputGate) {
 	e.mu.Lock()
 	delete(e.gates, g)
 	e.mu.Unlock()
+}
+
+// Shutdown is Close bounded by ctx: if the close has not finished when ctx
+// is done (a peer that does not answer, a transport stuck in the
+// network), Shutdown returns ctx's error and the close goes on in the
+// background. A command line tool that must exit in bounded time uses it.
+func (e *Environment) Shutdown(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- e.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("exchange: environment close: %w", context.Cause(ctx))
+	}
 }
 
 // Close closes every gate, the transport and every partition, and returns

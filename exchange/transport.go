@@ -2,7 +2,6 @@ package exchange
 
 import (
 	"context"
-	"net"
 
 	"github.com/rs/zerolog"
 
@@ -20,7 +19,7 @@ import (
 //
 // Implementations must be safe for concurrent use.
 type Transport interface {
-	// Name is the name the transport is selected by ("tcp", "quic", "mem").
+	// Name names the transport in logs and results ("tcp", "quic", "mem").
 	Name() string
 	// Listen starts serving partition requests answered by provider. It
 	// returns once the transport is listening; serving goes on until Close.
@@ -126,10 +125,3 @@ type ViewRequest struct {
 	// Peer names the requesting node in logs and errors.
 	Peer string
 }
-
-// Dialer and Listener hooks let a transport's sockets be created elsewhere
-// (the link emulator creates them inside network namespaces).
-type (
-	DialFunc   func(ctx context.Context, network, addr string) (net.Conn, error)
-	ListenFunc func(network, addr string) (net.Listener, error)
-)

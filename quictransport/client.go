@@ -112,7 +112,7 @@ func (cc *clientConn) dialConn() (*quic.Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, 2*t.cfg.HandshakeTimeout)
 	defer cancel()
-	return t.tr.Dial(ctx, ua, t.tls.clientConfig(host, ALPN), t.cfg.quicConfig(false))
+	return t.tr.Dial(ctx, ua, t.tls.clientConfig(host, ALPN), t.quicConfig(false))
 }
 
 // waitConn waits for the dial and returns the connection (nil if it

@@ -27,5 +27,5 @@ func RawConfigs(cfg Config, segmentSize int) (server, client *tls.Config, server
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	return ts.serverConfig(ALPN), ts.clientConfig("127.0.0.1", ALPN), cfg.quicConfig(true), cfg.quicConfig(false), nil
+	return ts.serverConfig(ALPN), ts.clientConfig("127.0.0.1", ALPN), cfg.quicConfig(true, nil), cfg.quicConfig(false, nil), nil
 }

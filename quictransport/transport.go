@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlogwriter"
 	"github.com/rs/zerolog"
 
 	"github.com/qexchange/qexchange/exchange"
@@ -86,6 +87,9 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 		o.SegmentSize = exchange.DefaultSegmentSize
 	}
 	cfg = cfg.withDefaults(o.SegmentSize)
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	ts, err := newTLSSetup(cfg)
 	if err != nil {
 		return nil, err
@@ -158,7 +162,11 @@ func (t *Transport) Listen(_ context.Context, provider exchange.ViewProvider) er
 	if t.ln != nil {
 		return errors.New("quictransport: already listening")
 	}
-	ln, err := t.tr.Listen(t.tls.serverConfig(ALPN), t.cfg.quicConfig(true))
+	alpns := []string{ALPN}
+	for p := range t.cfg.ExtraProtocols {
+		alpns = append(alpns, p)
+	}
+	ln, err := t.tr.Listen(t.tls.serverConfig(alpns...), t.quicConfig(true))
 	if err != nil {
 		return fmt.Errorf("quictransport: listen: %w", err)
 	}
@@ -248,9 +256,13 @@ func (t *Transport) acceptLoop(ln *quic.Listener) {
 		t.served[c] = struct{}{}
 		t.wg.Add(1)
 		t.mu.Unlock()
+		serve := t.serveConn
+		if p := c.ConnectionState().TLS.NegotiatedProtocol; p != ALPN {
+			serve = t.serveExtra(t.cfg.ExtraProtocols[p])
+		}
 		go func() {
 			defer t.wg.Done()
-			t.serveConn(c)
+			serve(c)
 		}()
 	}
 }
@@ -294,4 +306,53 @@ func (t *Transport) connError(peer string, err error) error {
 		return fmt.Errorf("quictransport: connection to %s: %w", peer, exchange.ErrClosed)
 	}
 	return &exchange.ConnectionError{Peer: peer, Err: err}
+}
+
+// quicConfig is the configuration of one side's connections.
+func (t *Transport) quicConfig(server bool) *quic.Config {
+	var tracer func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace
+	if t.cfg.QlogDir != "" {
+		tracer = t.qlogTracer(t.cfg.QlogDir)
+	}
+	return t.cfg.quicConfig(server, tracer)
+}
+
+// serveExtra hands a connection of one of Config.ExtraProtocols to its
+// func; the transport forgets it when the func returns.
+func (t *Transport) serveExtra(serve func(*quic.Conn)) func(*quic.Conn) {
+	return func(c *quic.Conn) {
+		defer func() {
+			t.mu.Lock()
+			delete(t.served, c)
+			t.mu.Unlock()
+		}()
+		serve(c)
+	}
+}
+
+// DialProtocol dials a connection of another protocol to the node at
+// addr over this node's UDP socket, with the exchange's TLS material and
+// verification, negotiating alpn (one of the peer's
+// Config.ExtraProtocols). The caller owns the connection and opens its
+// streams; the peer cannot open streams on it.
+func (t *Transport) DialProtocol(ctx context.Context, addr, alpn string) (*quic.Conn, error) {
+	if alpn == "" || alpn == ALPN {
+		return nil, configErr("DialProtocol alpn", alpn, "must be non-empty and not "+ALPN)
+	}
+	if t.isClosed() {
+		return nil, exchange.ErrClosed
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("quictransport: bad address %q: %w", addr, err)
+	}
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := t.tr.Dial(ctx, ua, t.tls.clientConfig(host, alpn), t.quicConfig(false))
+	if err != nil {
+		return nil, t.connError(addr, err)
+	}
+	return c, nil
 }

@@ -32,8 +32,8 @@ type clientConn struct {
 	mu      sync.Mutex
 	chans   map[wire.ID]*clientChannel
 	recent  recentSet
-	broken  error // the connection failed or is shut down
-	closing bool  // the last channel left: CloseRequest, then close
+	broken  error         // the connection failed or is shut down
+	closing bool          // the last channel left: CloseRequest, then close
 	done    chan struct{} // closed when run returns
 }
 

@@ -234,8 +234,7 @@ func TestSocketOptions(t *testing.T) {
 	f.close(t)
 
 	_, err := exchange.NewEnvironment(ctx, exchange.Config{
-		SegmentSize: testSegment, Transport: Name,
-		Transports: map[string]exchange.TransportFactory{Name: New(Config{CongestionControl: "nosuchalgo"})},
+		SegmentSize: testSegment, Transport: New(Config{CongestionControl: "nosuchalgo"}),
 	})
 	if err == nil || !strings.Contains(err.Error(), `"nosuchalgo"`) || !strings.Contains(err.Error(), availableCongestionFile) {
 		t.Fatalf("unknown congestion control: %v, want an error naming it and %s", err, availableCongestionFile)

@@ -3,8 +3,7 @@
 // PartitionRequestClientFactory, PartitionRequestQueue and
 // CreditBasedPartitionRequestClientHandler). Select it with
 //
-//	exchange.Config{Transport: tcptransport.Name,
-//		Transports: map[string]exchange.TransportFactory{tcptransport.Name: tcptransport.New(tcptransport.Config{})}}
+//	exchange.Config{Transport: tcptransport.New(tcptransport.Config{})}
 //
 // # Connections
 //

@@ -45,7 +45,8 @@ type Transport struct {
 var _ exchange.Transport = (*Transport)(nil)
 
 func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
-	cfg, pr, err := cfg.normalize()
+	cfg = cfg.withDefaults()
+	pr, err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +65,7 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 		wopts:    wire.Options{StreamMode: false, MaxFrameSize: maxFrame},
 		maxFrame: maxFrame,
 		ctx:      ctx, cancel: cancel,
-		served:   make(map[*serverConn]struct{}),
+		served: make(map[*serverConn]struct{}),
 	}
 	t.peers = chanproto.NewPeers(cfg.ConnectionsPerNode, func(addr string) *clientConn { return newClientConn(t, addr) })
 	return t, nil
