@@ -6,8 +6,8 @@ import (
 	"errors"
 	"math"
 	"net"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
