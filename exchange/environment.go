@@ -45,11 +45,12 @@ type Environment struct {
 	partitions *partitionManager
 	transport  Transport
 
-	mu       sync.Mutex
-	gates    map[*InputGate]struct{}
-	owned    map[*ResultPartition]struct{}
-	closed   bool
-	closeErr error
+	mu        sync.Mutex
+	gates     map[*InputGate]struct{}
+	owned     map[*ResultPartition]struct{}
+	closed    bool
+	closeErr  error         // set before closeDone is closed
+	closeDone chan struct{} // closed when Close finished
 }
 
 // NewEnvironment sets up a node and, if a transport is named, starts
@@ -70,6 +71,7 @@ func NewEnvironment(ctx context.Context, cfg Config) (*Environment, error) {
 		partitions: &partitionManager{parts: make(map[PartitionID]*ResultPartition)},
 		gates:      make(map[*InputGate]struct{}),
 		owned:      make(map[*ResultPartition]struct{}),
+		closeDone:  make(chan struct{}),
 	}
 	if cfg.Transport != nil {
 		t, err := cfg.Transport(TransportOptions{ListenAddr: cfg.ListenAddr, SegmentSize: cfg.SegmentSize, Logger: cfg.Logger})
@@ -172,11 +174,13 @@ func (e *Environment) Shutdown(ctx context.Context) error {
 }
 
 // Close closes every gate, the transport and every partition, and returns
-// the memory. Afterwards BufferPool().Outstanding() is 0.
+// the memory. Afterwards BufferPool().Outstanding() is 0. A second call
+// waits for the first to finish and returns its result.
 func (e *Environment) Close() error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
+		<-e.closeDone
 		return e.closeErr
 	}
 	e.closed = true
@@ -204,5 +208,6 @@ func (e *Environment) Close() error {
 	e.partitions.closed = true
 	e.partitions.mu.Unlock()
 	e.closeErr = errors.Join(errs...)
+	close(e.closeDone)
 	return e.closeErr
 }

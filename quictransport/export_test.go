@@ -29,3 +29,7 @@ func RawConfigs(cfg Config, segmentSize int) (server, client *tls.Config, server
 	}
 	return ts.serverConfig(ALPN), ts.clientConfig("127.0.0.1", ALPN), cfg.quicConfig(true, nil), cfg.quicConfig(false, nil), nil
 }
+
+// Conns returns the number of client connections tr (a QUIC transport)
+// holds.
+func Conns(tr exchange.Transport) int { return len(tr.(*Transport).peers.Conns()) }
