@@ -33,7 +33,7 @@ type op struct {
 // the transport's writer takes them. An AddCredit is queued at most once
 // per channel and takes the channel's credit when it is written.
 type ControlQueue struct {
-	wake chan struct{}
+	wake waker
 
 	mu    sync.Mutex
 	ops   []op
@@ -51,18 +51,13 @@ type ControlQueue struct {
 }
 
 // NewControlQueue returns an empty queue.
-func NewControlQueue() *ControlQueue { return &ControlQueue{wake: make(chan struct{}, 1)} }
+func NewControlQueue() *ControlQueue { return &ControlQueue{wake: newWaker()} }
 
 // Wake is signalled after messages are queued and by Signal.
 func (q *ControlQueue) Wake() <-chan struct{} { return q.wake }
 
 // Signal wakes the writer (to see a state change of its own).
-func (q *ControlQueue) Signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
+func (q *ControlQueue) Signal() { q.wake.signal() }
 
 func (q *ControlQueue) push(o op) error {
 	q.mu.Lock()

@@ -11,7 +11,7 @@ import (
 // that have something to send, served round robin (a channel with more
 // goes to the back), so that one busy channel cannot starve the others.
 type Scheduler struct {
-	wake chan struct{}
+	wake waker
 
 	mu     sync.Mutex
 	q      []*Outbound
@@ -20,15 +20,22 @@ type Scheduler struct {
 }
 
 // NewScheduler returns an empty scheduler.
-func NewScheduler() *Scheduler { return &Scheduler{wake: make(chan struct{}, 1)} }
+func NewScheduler() *Scheduler { return &Scheduler{wake: newWaker()} }
 
 // Wake is signalled when an outbound becomes ready, and by Signal.
 func (s *Scheduler) Wake() <-chan struct{} { return s.wake }
 
 // Signal wakes the writer (to see a state change of its own).
-func (s *Scheduler) Signal() {
+func (s *Scheduler) Signal() { s.wake.signal() }
+
+// waker wakes one writer goroutine; signals while it is awake coalesce.
+type waker chan struct{}
+
+func newWaker() waker { return make(waker, 1) }
+
+func (w waker) signal() {
 	select {
-	case s.wake <- struct{}{}:
+	case w <- struct{}{}:
 	default:
 	}
 }
