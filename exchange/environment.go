@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -33,6 +34,12 @@ type Config struct {
 	ListenAddr string
 	// Logger receives the node's logs (default: disabled).
 	Logger zerolog.Logger
+	// Metrics, if set, receives the node's collector (see metrics.go for
+	// the names, which follow Flink's); it is unregistered on Close. Nil
+	// means no metrics, at no cost on the data path. To tell several
+	// nodes of one process apart, wrap it with
+	// prometheus.WrapRegistererWith.
+	Metrics prometheus.Registerer
 }
 
 // Environment is one node of the exchange (Flink's
@@ -51,6 +58,9 @@ type Environment struct {
 	closed    bool
 	closeErr  error         // set before closeDone is closed
 	closeDone chan struct{} // closed when Close finished
+	gateSeq   int64
+
+	metrics *envMetrics // nil without Config.Metrics
 }
 
 // NewEnvironment sets up a node and, if a transport is named, starts
@@ -73,13 +83,20 @@ func NewEnvironment(ctx context.Context, cfg Config) (*Environment, error) {
 		owned:      make(map[*ResultPartition]struct{}),
 		closeDone:  make(chan struct{}),
 	}
+	if cfg.Metrics != nil {
+		if e.metrics, err = newEnvMetrics(e, cfg.Metrics); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Transport != nil {
 		t, err := cfg.Transport(TransportOptions{ListenAddr: cfg.ListenAddr, SegmentSize: cfg.SegmentSize, Logger: cfg.Logger})
 		if err != nil {
+			e.stopMetrics()
 			return nil, err
 		}
 		if err := t.Listen(ctx, e.partitions); err != nil {
 			t.Close()
+			e.stopMetrics()
 			return nil, err
 		}
 		e.transport = t
@@ -148,6 +165,8 @@ func (e *Environment) CreateInputGate(cfg GateConfig) (*InputGate, error) {
 		return nil, ErrClosed
 	}
 	e.gates[g] = struct{}{}
+	g.seq = e.gateSeq
+	e.gateSeq++
 	e.mu.Unlock()
 	return g, nil
 }
@@ -170,6 +189,35 @@ func (e *Environment) Shutdown(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 		return fmt.Errorf("exchange: environment close: %w", context.Cause(ctx))
+	}
+}
+
+// partitionReleased forgets a released partition, so that a long-running
+// node that creates partitions job after job does not keep them all.
+func (e *Environment) partitionReleased(p *ResultPartition) {
+	e.mu.Lock()
+	delete(e.owned, p)
+	e.mu.Unlock()
+}
+
+// live returns the node's partitions and open gates, for metrics.
+func (e *Environment) live() ([]*ResultPartition, []*InputGate) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	parts := make([]*ResultPartition, 0, len(e.owned))
+	for p := range e.owned {
+		parts = append(parts, p)
+	}
+	gates := make([]*InputGate, 0, len(e.gates))
+	for g := range e.gates {
+		gates = append(gates, g)
+	}
+	return parts, gates
+}
+
+func (e *Environment) stopMetrics() {
+	if e.metrics != nil {
+		e.metrics.unregister()
 	}
 }
 
@@ -207,6 +255,7 @@ func (e *Environment) Close() error {
 	e.partitions.mu.Lock()
 	e.partitions.closed = true
 	e.partitions.mu.Unlock()
+	e.stopMetrics()
 	e.closeErr = errors.Join(errs...)
 	close(e.closeDone)
 	return e.closeErr

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -63,7 +65,8 @@ type Element struct {
 }
 
 // ChannelError is a failure of one input channel, returned once by Next;
-// the gate goes on with its other channels.
+// the gate goes on with its other channels, and its end is then a
+// *GateFailedError instead of io.EOF.
 type ChannelError struct {
 	Index   int
 	Channel ChannelID
@@ -75,6 +78,35 @@ func (e *ChannelError) Error() string {
 }
 
 func (e *ChannelError) Unwrap() error { return e.Err }
+
+// GateFailedError is how a gate ends when any of its channels failed: Next
+// returns it, instead of io.EOF, once every channel has ended, and again
+// on every later call. A loop that logs a *ChannelError and goes on can
+// therefore never mistake a gate that lost data for a complete one.
+// errors.Is and errors.As see every channel's failure through it.
+type GateFailedError struct {
+	// Failures are the channel failures in the order Next reported them.
+	Failures []*ChannelError
+}
+
+func (e *GateFailedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "exchange: input gate ended with %d failed channel(s)", len(e.Failures))
+	for _, f := range e.Failures {
+		b.WriteString("; ")
+		b.WriteString(f.Error())
+	}
+	return b.String()
+}
+
+// Unwrap exposes every channel failure to errors.Is and errors.As.
+func (e *GateFailedError) Unwrap() []error {
+	errs := make([]error, len(e.Failures))
+	for i, f := range e.Failures {
+		errs[i] = f
+	}
+	return errs
+}
 
 // inputChannel is a LocalInputChannel or RemoteInputChannel.
 type inputChannel interface {
@@ -116,6 +148,13 @@ type InputGate struct {
 	done      []bool
 	remaining int
 	eod       []bool
+	failures  []*ChannelError
+
+	// Data taken from channels, for metrics, by locality (0 local,
+	// 1 remote); counted only when metered.
+	metered bool
+	seq     int64 // the gate's number in its environment, a metrics label
+	in      [2]struct{ bytes, buffers atomic.Int64 }
 
 	closeOnce sync.Once
 }
@@ -144,6 +183,7 @@ func newInputGate(env *Environment, cfg GateConfig) (*InputGate, error) {
 		done:      make([]bool, len(cfg.Channels)),
 		eod:       make([]bool, len(cfg.Channels)),
 		remaining: len(cfg.Channels),
+		metered:   env.metrics != nil,
 	}
 	if remote > 0 {
 		var err error
@@ -236,8 +276,10 @@ func (g *InputGate) take(ctx context.Context) (int, error) {
 // Next returns the next record or event, fairly across channels (one
 // buffer at a time, round robin), blocking until one is there, ctx is
 // done or the gate is closed. After every channel has delivered
-// EndOfPartition (or failed), it returns io.EOF. A failed channel is
-// reported once as a *ChannelError; the gate goes on with the others.
+// EndOfPartition, it returns io.EOF. A failed channel is reported once as
+// a *ChannelError and the gate goes on with the others; a gate any of
+// whose channels failed never ends with io.EOF but with a
+// *GateFailedError that holds every failure.
 func (g *InputGate) Next(ctx context.Context) (Element, error) {
 	g.nextMu.Lock()
 	defer g.nextMu.Unlock()
@@ -254,6 +296,9 @@ func (g *InputGate) Next(ctx context.Context) (Element, error) {
 			}
 		}
 		if g.remaining == 0 {
+			if len(g.failures) > 0 {
+				return Element{Channel: -1}, &GateFailedError{Failures: g.failures}
+			}
 			return Element{Channel: -1}, io.EOF
 		}
 		i, err := g.take(ctx)
@@ -279,6 +324,7 @@ func (g *InputGate) Next(ctx context.Context) (Element, error) {
 				b.Release()
 				continue
 			}
+			g.countIn(ch, b.Len())
 			ch.deserializer().setBuffer(b)
 			g.cur = i
 			continue
@@ -303,6 +349,20 @@ func (g *InputGate) Next(ctx context.Context) (Element, error) {
 	}
 }
 
+// countIn counts a data buffer of n bytes taken from ch: per buffer,
+// and nothing at all without metrics.
+func (g *InputGate) countIn(ch inputChannel, n int) {
+	if !g.metered {
+		return
+	}
+	loc := 0
+	if _, remote := ch.(*remoteChannel); remote {
+		loc = 1
+	}
+	g.in[loc].bytes.Add(int64(n))
+	g.in[loc].buffers.Add(1)
+}
+
 func (g *InputGate) failChannel(i int, err error) error {
 	ch := g.channels[i]
 	if !g.done[i] {
@@ -311,7 +371,14 @@ func (g *InputGate) failChannel(i int, err error) error {
 	}
 	ch.release()
 	ch.deserializer().reset()
-	return &ChannelError{Index: i, Channel: ch.id(), Err: err}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// A peer that hung up mid-stream reads as EOF underneath; a
+		// failure must never look like the gate's clean end.
+		err = fmt.Errorf("%w: %v", ErrConnectionLost, err)
+	}
+	ce := &ChannelError{Index: i, Channel: ch.id(), Err: err}
+	g.failures = append(g.failures, ce)
+	return ce
 }
 
 func (g *InputGate) channel(i int) (inputChannel, error) {

@@ -346,3 +346,69 @@ func TestCloseReleasesEverything(t *testing.T) {
 	transporttest.CheckPools(t, env)
 	checkG()
 }
+
+// TestGateEndsWithFailuresNotEOF: once a channel failed, the gate's end
+// is an error holding every failure, never io.EOF, however the caller
+// treated the *ChannelError.
+func TestGateEndsWithFailuresNotEOF(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := localEnv(t, exchange.Config{})
+	good, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: exchange.FlushEveryRecord})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: exchange.FlushEveryRecord})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := env.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: good.ID()}, {Partition: bad.ID()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	cause := errors.New("producer task crashed")
+	bad.Fail(cause)
+	for i := range 10 {
+		if err := good.EmitTo(ctx, 0, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := good.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	records, channelErrors := 0, 0
+	var end error
+	for end == nil {
+		e, err := g.Next(ctx)
+		var ce *exchange.ChannelError
+		switch {
+		case err == nil:
+			if e.Event == nil {
+				records++
+			}
+		case errors.As(err, &ce) && !errors.Is(err, io.EOF):
+			var gf *exchange.GateFailedError
+			if errors.As(err, &gf) {
+				end = err
+				break
+			}
+			channelErrors++ // a loop that logs and goes on
+		default:
+			t.Fatalf("Next: %v", err)
+		}
+	}
+	if records != 10 || channelErrors != 1 {
+		t.Fatalf("got %d records and %d channel errors, want 10 and 1", records, channelErrors)
+	}
+	if errors.Is(end, io.EOF) || !errors.Is(end, exchange.ErrRemote) || !strings.Contains(end.Error(), cause.Error()) {
+		t.Fatalf("gate end %v: want the producer's failure, not io.EOF", end)
+	}
+	var ce *exchange.ChannelError
+	if !errors.As(end, &ce) || ce.Index != 1 {
+		t.Fatalf("gate end %v: want channel 1's *ChannelError inside", end)
+	}
+	if _, again := g.Next(ctx); again == nil || errors.Is(again, io.EOF) {
+		t.Fatalf("Next after the end: %v, want the same failure", again)
+	}
+}

@@ -98,11 +98,15 @@ type ResultPartition struct {
 	failed   atomic.Pointer[error]
 	released atomic.Bool
 
-	acks        atomic.Int32
-	allAcked    chan struct{}
-	stopFlusher chan struct{}
-	flusherDone chan struct{}
-	releaseOnce sync.Once
+	// Data handed to readers, for metrics (counted only when metered).
+	created              time.Time
+	metered              bool
+	bytesOut, buffersOut atomic.Int64
+	acks                 atomic.Int32
+	allAcked             chan struct{}
+	stopFlusher          chan struct{}
+	flusherDone          chan struct{}
+	releaseOnce          sync.Once
 }
 
 func newResultPartition(env *Environment, cfg PartitionConfig) (*ResultPartition, error) {
@@ -125,6 +129,8 @@ func newResultPartition(env *Environment, cfg PartitionConfig) (*ResultPartition
 		current:   make([]*segment, cfg.Subpartitions),
 		maxRecord: env.cfg.MaxRecordSize,
 		allAcked:  make(chan struct{}),
+		metered:   env.metrics != nil,
+		created:   time.Now(),
 	}
 	for i := range p.subs {
 		p.subs[i].index = i
@@ -136,6 +142,15 @@ func newResultPartition(env *Environment, cfg PartitionConfig) (*ResultPartition
 		go p.flushLoop()
 	}
 	return p, nil
+}
+
+// countOut counts a data buffer of n bytes handed to a reader. Per
+// buffer, never per record; nothing at all without metrics.
+func (p *ResultPartition) countOut(n int) {
+	if p.metered {
+		p.bytesOut.Add(int64(n))
+		p.buffersOut.Add(1)
+	}
 }
 
 // ID is the partition's id.
@@ -150,19 +165,32 @@ func (p *ResultPartition) Subpartitions() int { return len(p.subs) }
 // BufferPool is the partition's share of network memory.
 func (p *ResultPartition) BufferPool() *LocalBufferPool { return p.pool }
 
-// flushLoop is Flink's OutputFlusher.
+// flushLoop is Flink's OutputFlusher, with its ticks aligned on the
+// wall clock: every partition of the process that has the same timeout
+// flushes at the same instants, so the buffers of all channels become
+// ready together and a transport can send them in shared, full packets
+// instead of one small packet per channel at a random phase
+// (docs/architecture.md, "Flushing").
 func (p *ResultPartition) flushLoop() {
 	defer close(p.flusherDone)
-	t := time.NewTicker(p.timeout)
+	t := time.NewTimer(time.Until(nextFlushTick(time.Now(), p.timeout)))
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
 			p.Flush()
+			t.Reset(time.Until(nextFlushTick(time.Now(), p.timeout)))
 		case <-p.stopFlusher:
 			return
 		}
 	}
+}
+
+// nextFlushTick is the first multiple of every (counted from the zero
+// time) strictly after now. Computing it afresh each round keeps the grid
+// when a flush runs late, instead of drifting as a restarted timer would.
+func nextFlushTick(now time.Time, every time.Duration) time.Time {
+	return now.Truncate(every).Add(every)
 }
 
 func (p *ResultPartition) checkWritable() error {
@@ -467,6 +495,7 @@ func (p *ResultPartition) Release() {
 		p.released.Store(true)
 		p.stopFlush()
 		p.env.partitions.unregister(p)
+		p.env.partitionReleased(p)
 		// Destroying the pool first wakes a writer blocked on buffers, so
 		// it lets go of wmu.
 		p.pool.Destroy()

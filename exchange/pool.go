@@ -3,6 +3,8 @@ package exchange
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/qexchange/qexchange/exchange/wire"
 )
@@ -161,6 +163,22 @@ type LocalBufferPool struct {
 	destroyed bool
 
 	notify chan struct{}
+
+	// Time writers spent waiting for a segment (backpressure), for
+	// metrics: finished waits, and the start of the current one (0 when
+	// none). Touched only when a writer has to wait.
+	waitedNanos  atomic.Int64
+	waitingSince atomic.Int64
+}
+
+// BackpressuredTime is the total time writers have waited for a free
+// segment of this pool, including a wait still in progress.
+func (lp *LocalBufferPool) BackpressuredTime() time.Duration {
+	d := lp.waitedNanos.Load()
+	if since := lp.waitingSince.Load(); since != 0 {
+		d += max(time.Now().UnixNano()-since, 0)
+	}
+	return time.Duration(d)
 }
 
 // bufferWant is notified when a segment is free for it. It returns
@@ -217,6 +235,15 @@ func (lp *LocalBufferPool) requestSegment() *segment {
 // requestSegmentWait blocks until a segment is free, ctx is done or the
 // pool is destroyed. The wait is the backpressure of a bounded partition.
 func (lp *LocalBufferPool) requestSegmentWait(ctx context.Context) (*segment, error) {
+	if s := lp.requestSegment(); s != nil {
+		return s, nil
+	}
+	start := time.Now().UnixNano()
+	lp.waitingSince.Store(start)
+	defer func() {
+		lp.waitingSince.Store(0)
+		lp.waitedNanos.Add(max(time.Now().UnixNano()-start, 0))
+	}()
 	for {
 		if s := lp.requestSegment(); s != nil {
 			return s, nil

@@ -163,6 +163,7 @@ func (s *subpartition) poll(allowData bool) pollResult {
 				continue
 			}
 			// The queue's reference goes with the last slice.
+			s.part.countOut(w - pos)
 			return pollResult{buf: bufferOf(seg, pos, w-pos, wire.DataBuffer), ok: true, backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}
 		}
 		if s.flushRequested && w > e.readPos {
@@ -170,6 +171,7 @@ func (s *subpartition) poll(allowData bool) pollResult {
 			e.readPos = w
 			s.flushRequested = false
 			seg.refs.Add(1)
+			s.part.countOut(w - pos)
 			return pollResult{buf: bufferOf(seg, pos, w-pos, wire.DataBuffer), ok: true, backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}
 		}
 		break

@@ -228,6 +228,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 				c.received.Store(c.v.st.Records)
 				return nil
 			}
+			var end *exchange.GateFailedError
+			if errors.As(err, &end) {
+				// The gate's end after failures: fine if every failed
+				// channel had already delivered all it owed.
+				for _, ce := range end.Failures {
+					if ce.Index < 0 || ce.Index >= len(c.v.ch) || !c.v.Done(ce.Index) {
+						return &ChannelFailure{Gate: c.v.sub, Err: ce, Started: ce.Index >= 0 && ce.Index < len(c.v.ch) && c.v.ch[ce.Index].hello}
+					}
+				}
+				c.received.Store(c.v.st.Records)
+				return nil
+			}
 			var ce *exchange.ChannelError
 			if errors.As(err, &ce) {
 				if ce.Index >= 0 && ce.Index < len(c.v.ch) && c.v.Done(ce.Index) {

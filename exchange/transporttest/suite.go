@@ -552,8 +552,9 @@ func (s *suite) testPartitionNotFound(t *testing.T) {
 	if nf.Peer != prodEnv.Addr() || nf.Waited < 15*time.Millisecond {
 		t.Fatalf("error %q: want peer %s and the retries' wait (>= 15ms)", err, prodEnv.Addr())
 	}
-	if _, err := g.Next(ctx); !errors.Is(err, io.EOF) {
-		t.Fatalf("Next after the only channel failed: %v, want io.EOF", err)
+	var end *exchange.GateFailedError
+	if _, err := g.Next(ctx); errors.Is(err, io.EOF) || !errors.As(err, &end) || !errors.Is(err, exchange.ErrPartitionNotFound) {
+		t.Fatalf("Next after the only channel failed: %v, want a *GateFailedError holding it, not io.EOF", err)
 	}
 	g.Close()
 	prodEnv.Close()

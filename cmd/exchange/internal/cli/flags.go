@@ -157,6 +157,9 @@ type options struct {
 	recordRate    float64
 	sampleEvery   int
 
+	// repeats, seeds, -connections, -qlog (see repeatflags.go)
+	rep repeatOptions
+
 	// bench on the emulated link (see linkflags.go)
 	link       linkOptions
 	preset     string
@@ -262,6 +265,7 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.StringVar(&o.tlsCA, "tls-ca", "", "QUIC only: PEM CA file that verifies the peer's certificate")
 		fs.DurationVar(&o.idleTimeout, "idle-timeout", time.Second, "QUIC only: close a connection after this long without packets (keepalives every third of it); bounds how fast a dead peer is detected")
 	}
+	o.rep.register(fs, cmd)
 	fs.BoolVar(&o.verbose, "v", false, "log to stderr (zerolog)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file")
 	return fs
@@ -317,10 +321,14 @@ func printUsage(fs *flag.FlagSet, cmd string, w io.Writer) {
 
 var commandHelp = map[string]string{
 	"bench": `Runs producers and consumers in this process, connected through each
-transport on loopback (two environments, two listening addresses), one
-transport after the other, plus the raw TCP and QUIC baselines; verifies
-every record and prints a table (and JSON with -json). Exits 1 if any
-record was lost, duplicated, reordered or corrupted, 2 on wrong flags.
+transport on loopback (two environments, two listening addresses), plus
+the raw TCP and QUIC baselines, in -repeat interleaved rounds (the order
+rotates each round) after a short calibration of the raw baselines;
+verifies every record and prints the median [min-max] over rounds of each
+figure and of each ratio formed within a round, marked "within noise"
+when the calibration's noise floor covers it (and JSON with -json, every
+round included). Exits 1 if any record was lost, duplicated, reordered or
+corrupted, 2 on wrong flags.
 
 With any of -loss, -burst, -rtt, -rate, -queue or -sweep the run goes over
 an emulated lossy link instead of loopback (root and /dev/net/tun needed):
@@ -330,8 +338,10 @@ loss, rate against the configuration; exit 2 when out of tolerance), the
 loss pattern is reset for every transport, every record is timestamped,
 and the table/JSON add latency p50/p99/p99.9, per-channel throughput and
 stall time, the emulator's counters and an "ideal" transport's limit.
+-seeds N runs the link benchmark once per seed and adds the median
+[min-max] over seeds and the per-seed quic/tcp ratios.
 Example: exchange bench -transport tcp,quic -loss 1% -rtt 20ms -rate 100mbit
--load 0.5 -writers 4 -readers 16 -buffer-timeout 10ms -duration 20s`,
+-load 0.5 -writers 4 -readers 16 -buffer-timeout 10ms -duration 20s -seeds 5`,
 	"serve": `Hosts -writers producer partitions (ids derived from -job) with -readers
 subpartitions each and emits -records verified records in total (or until
 -duration). Prints "listening <transport> <address>" on stdout once ready.
@@ -441,6 +451,9 @@ func (o *options) validate() error {
 			return err
 		}
 	}
+	if err := o.validateRepeat(); err != nil {
+		return err
+	}
 	seg := o.segmentSize.n
 	if seg < exchange.MinSegmentSize {
 		return usagef("-segment-size %s is below the 4KiB minimum: use at least -segment-size 4KiB", formatSize(seg))
@@ -448,7 +461,10 @@ func (o *options) validate() error {
 	if seg > MaxSegment {
 		return usagef("-segment-size %s is above the 16MiB maximum", formatSize(seg))
 	}
-	return o.checkMemory()
+	if err := o.checkMemory(); err != nil {
+		return err
+	}
+	return o.validateQlog() // last: it creates the directory
 }
 
 // memoryNeed returns the segments each side needs at minimum: every
@@ -517,6 +533,13 @@ func (o *options) resultsConfig() results.Config {
 		Job:           o.job,
 		Listen:        o.listen,
 		Connect:       o.connect,
+		Connections:   o.rep.connections,
+		QlogDir:       o.rep.qlogDir,
+	}
+	if o.cmd == "bench" {
+		c.Repeat = o.rep.repeat
+		c.Calibrate = o.rep.calibrate.String()
+		c.Seeds = o.rep.seeds.seeds
 	}
 	if o.cmd == "consume" {
 		c.Wait = o.wait.String()

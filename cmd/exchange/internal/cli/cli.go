@@ -1,7 +1,3 @@
-// Package cli implements the exchange command: bench (producers and
-// consumers in one process over each transport, plus raw baselines),
-// serve (producer partitions in this process) and consume (input gates
-// reading a serve process). cmd/exchange is a thin wrapper around Main.
 package cli
 
 import (

@@ -42,32 +42,55 @@ func runLinkBench(ctx context.Context, o *options, stdout, stderr io.Writer, log
 	if sw != nil {
 		n = len(sw.Values)
 	}
-	doc := &results.Sweep{Config: cfg}
+	doc := &results.Sweep{SchemaVersion: results.SchemaVersion, Config: cfg}
+	seeds := o.rep.seeds.seeds
 	clean := true
 	for i := range n {
 		if ctx.Err() != nil {
 			break
 		}
-		p := base
-		label := ""
+		p, load, label := base, o.link.load, ""
 		if sw != nil {
 			p = sw.Apply(base, i)
+			if l, ok := sw.LoadAt(i); ok {
+				load = l
+			}
 			label = "[" + sw.Param + "=" + sw.Values[i] + "] "
 		}
-		pt, code := runLinkPoint(ctx, o, p, label, tlsM, stdout, stderr, log)
-		if code != ExitOK {
-			return code
+		var runs []results.SeedRun
+		for _, seed := range seeds {
+			if ctx.Err() != nil {
+				break
+			}
+			ps, slabel := p, label
+			ps.Seed = seed
+			if len(seeds) > 1 {
+				slabel += fmt.Sprintf("[seed=%d] ", seed)
+			}
+			pt, code := runLinkPoint(ctx, o, ps, load, slabel, tlsM, stdout, stderr, log)
+			if code != ExitOK {
+				return code
+			}
+			rep := &results.Report{Config: cfg, Link: pt.Link, Results: pt.Results}
+			lossy.WriteTable(stdout, rep)
+			fmt.Fprintln(stdout)
+			if !rep.Clean() {
+				clean = false
+			}
+			runs = append(runs, results.SeedRun{Seed: seed, Link: pt.Link, Results: pt.Results})
+		}
+		if len(runs) == 0 {
+			break
+		}
+		pt := seedPoint(runs)
+		if pt.Summary != nil {
+			lossy.WriteSeedSummary(stdout, label, &pt)
+			fmt.Fprintln(stdout)
 		}
 		if sw != nil {
 			pt.Param, pt.Value, pt.X = sw.Param, sw.Values[i], sw.X[i]
 		}
-		doc.Sweep = append(doc.Sweep, *pt)
-		rep := &results.Report{Config: cfg, Link: pt.Link, Results: pt.Results}
-		lossy.WriteTable(stdout, rep)
-		fmt.Fprintln(stdout)
-		if !rep.Clean() {
-			clean = false
-		}
+		doc.Sweep = append(doc.Sweep, pt)
 	}
 	if sw != nil {
 		lossy.WriteSweepSummary(stdout, doc)
@@ -77,7 +100,7 @@ func runLinkBench(ctx context.Context, o *options, stdout, stderr io.Writer, log
 		if sw != nil {
 			err = writeJSON(o.jsonPath, doc)
 		} else if len(doc.Sweep) == 1 {
-			err = (&results.Report{Config: cfg, Link: doc.Sweep[0].Link, Results: doc.Sweep[0].Results}).WriteJSONFile(o.jsonPath)
+			err = pointReport(cfg, &doc.Sweep[0]).WriteJSONFile(o.jsonPath)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "exchange bench: writing -json %s: %v\n", o.jsonPath, err)
@@ -90,7 +113,7 @@ func runLinkBench(ctx context.Context, o *options, stdout, stderr io.Writer, log
 		if sw != nil {
 			files, err = lossy.WriteSweepCharts(o.link.plotDir, doc, sw)
 		} else {
-			files, err = lossy.WriteRunCharts(o.link.plotDir, &results.Report{Config: cfg, Link: doc.Sweep[0].Link, Results: doc.Sweep[0].Results})
+			files, err = lossy.WriteRunCharts(o.link.plotDir, pointReport(cfg, &doc.Sweep[0]))
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "exchange bench: -plot: %v\n", err)
@@ -111,8 +134,33 @@ func runLinkBench(ctx context.Context, o *options, stdout, stderr io.Writer, log
 	return ExitOK
 }
 
-// runLinkPoint runs every transport over one link setting.
-func runLinkPoint(ctx context.Context, o *options, p lossy.Params, label string, tlsM *tlsMaterial, stdout, stderr io.Writer, log zerolog.Logger) (*results.SweepPoint, int) {
+// seedPoint folds one setting's seeds into a sweep point: with one seed
+// its link and results; with several the first seed's link, the
+// Aggregate of the results, every seed and the summary.
+func seedPoint(runs []results.SeedRun) results.SweepPoint {
+	if len(runs) == 1 {
+		return results.SweepPoint{Link: runs[0].Link, Results: runs[0].Results}
+	}
+	all := make([][]results.Result, len(runs))
+	for i := range runs {
+		all[i] = runs[i].Results
+	}
+	return results.SweepPoint{
+		Link:    runs[0].Link,
+		Results: results.Aggregate(all, func(i int) string { return fmt.Sprintf("seed %d", runs[i].Seed) }),
+		Seeds:   runs,
+		Summary: results.SummariseSeeds(runs),
+	}
+}
+
+// pointReport is the JSON document of a run without a sweep.
+func pointReport(cfg results.Config, pt *results.SweepPoint) *results.Report {
+	return &results.Report{Config: cfg, Link: pt.Link, Results: pt.Results, Seeds: pt.Seeds, Summary: pt.Summary}
+}
+
+// runLinkPoint runs every transport over one link setting at offered
+// load (a fraction of the link rate; 0: -record-rate or unpaced).
+func runLinkPoint(ctx context.Context, o *options, p lossy.Params, load float64, label string, tlsM *tlsMaterial, stdout, stderr io.Writer, log zerolog.Logger) (*results.SweepPoint, int) {
 	link, err := lossy.Open(ctx, p, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "exchange bench: %screating the emulated link: %v\n", label, err)
@@ -125,8 +173,8 @@ func runLinkPoint(ctx context.Context, o *options, p lossy.Params, label string,
 		fmt.Fprintf(stderr, "exchange bench: %srefusing to run: the emulated link is not what was configured (%v); the host is probably too busy to forward packets in time: retry on an idle machine\n", label, err)
 		return nil, ExitUsage
 	}
-	recRate := recordRateFor(o.link.load, p.Rate, o.recordSize, o.writers)
-	if o.link.load == 0 {
+	recRate := recordRateFor(load, p.Rate, o.recordSize, o.writers)
+	if load == 0 {
 		recRate = o.recordRate
 	}
 	bt := o.bufferTimeout.d
@@ -136,7 +184,7 @@ func runLinkPoint(ctx context.Context, o *options, p lossy.Params, label string,
 	}
 	info := &results.Link{
 		Loss: p.Loss, BurstLen: p.Burst, RTT: p.RTT.String(), RateBits: p.Rate,
-		Queue: link.Config().AtoB.QueuePackets, Seed: p.Seed, TCPCC: o.link.tcpCC, Load: o.link.load,
+		Queue: link.Config().AtoB.QueuePackets, Seed: p.Seed, TCPCC: o.link.tcpCC, Load: load,
 		OneWayUS: float64(p.OneWay()) / 1e3, GraceUS: float64(grace) / 1e3, WarmupS: o.link.warmup.Seconds(),
 		RecordRate: recRate, Probe: probe,
 	}

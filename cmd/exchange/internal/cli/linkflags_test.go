@@ -1,17 +1,12 @@
 package cli
 
 import (
-	"bytes"
 	"math"
-	"strings"
 	"testing"
 )
 
 func TestLinkFlagErrorsExit2WithOneLine(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
+	checkUsageErrors(t, []usageCase{
 		{[]string{"bench", "-loss", "150%"}, "out of range"},
 		{[]string{"bench", "-loss", "lots"}, "bad loss"},
 		{[]string{"bench", "-rate", "100mbps"}, "use bit units"},
@@ -33,19 +28,7 @@ func TestLinkFlagErrorsExit2WithOneLine(t *testing.T) {
 		{[]string{"bench", "-rtt", "-1ms"}, "-rtt must be"},
 		{[]string{"bench", "-queue", "-1", "-loss", "1%"}, "-queue must be"},
 		{[]string{"bench", "-rate", "100"}, "out of range"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var out, errb bytes.Buffer
-			code := Main(tc.args, &out, &errb)
-			if code != ExitUsage {
-				t.Fatalf("exit %d, want %d; stderr %q", code, ExitUsage, errb.String())
-			}
-			msg := errb.String()
-			if strings.Count(msg, "\n") != 1 || !strings.Contains(msg, tc.want) {
-				t.Fatalf("stderr %q: want one line with %q", msg, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestLinkFlagsParse(t *testing.T) {

@@ -60,19 +60,31 @@ func runBench(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "exchange bench: %v\n", err)
 		return ExitFailed
 	}
-	for _, name := range o.transports.items {
+	rep.Calibration = calibrate(ctx, o, hooks, tlsM, stderr)
+	for i := range o.rep.repeat {
 		if ctx.Err() != nil {
 			break
 		}
-		var r results.Result
-		switch name {
-		case tRawTCP, tRawQUIC:
-			r = runRaw(ctx, o, name, hooks, tlsM, stderr)
-		default:
-			r = runExchange(ctx, o, name, hooks, tlsM, stderr, log, nil)
+		rd := results.Round{Round: i + 1, Order: results.Rotate(o.transports.items, i)}
+		for _, name := range rd.Order {
+			if ctx.Err() != nil {
+				break
+			}
+			rd.Results = append(rd.Results, runOne(ctx, o, name, hooks, tlsM, stderr, log))
 		}
-		rep.Results = append(rep.Results, r)
+		rd.Ratios = results.RoundRatios(rd.Results)
+		rep.Rounds = append(rep.Rounds, rd)
 	}
+	runs := make([][]results.Result, len(rep.Rounds))
+	for i := range rep.Rounds {
+		runs[i] = rep.Rounds[i].Results
+	}
+	if len(runs) == 1 {
+		rep.Results = runs[0]
+	} else {
+		rep.Results = results.Aggregate(runs, func(i int) string { return fmt.Sprintf("round %d", i+1) })
+	}
+	rep.Summary = results.SummariseRounds(rep.Rounds, rep.Calibration)
 	if err := rep.WriteTable(stdout); err != nil {
 		return ExitFailed
 	}
@@ -91,6 +103,63 @@ func runBench(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 		return ExitFailed
 	}
 	return ExitOK
+}
+
+// runOne runs one transport (or raw baseline) on loopback.
+func runOne(ctx context.Context, o *options, name string, hooks Hooks, tlsM *tlsMaterial, stderr io.Writer, log zerolog.Logger) results.Result {
+	switch name {
+	case tRawTCP, tRawQUIC:
+		return runRaw(ctx, o, name, hooks, tlsM, stderr)
+	}
+	return runExchange(ctx, o, name, hooks, tlsM, stderr, log, nil)
+}
+
+// calibrationBaselines are the raw baselines the calibration runs: those
+// among the transports, else the raw counterparts of tcp and quic.
+func calibrationBaselines(items []string) []string {
+	var out []string
+	has := map[string]bool{}
+	for _, t := range items {
+		has[t] = true
+	}
+	for _, pair := range [][2]string{{tTCP, tRawTCP}, {tQUIC, tRawQUIC}} {
+		if has[pair[1]] || has[pair[0]] {
+			out = append(out, pair[1])
+		}
+	}
+	return out
+}
+
+// calibrate runs each raw baseline twice for -calibrate, interleaved, and
+// returns their relative run-to-run differences (nil when there is
+// nothing to calibrate).
+func calibrate(ctx context.Context, o *options, hooks Hooks, tlsM *tlsMaterial, stderr io.Writer) *results.Calibration {
+	bases := calibrationBaselines(o.transports.items)
+	if o.rep.calibrate <= 0 || len(bases) == 0 {
+		return nil
+	}
+	short := *o
+	short.duration = o.rep.calibrate
+	cal := &results.Calibration{Duration: o.rep.calibrate.String(), Diff: map[string]float64{}}
+	first := map[string]*results.Result{}
+	for range 2 {
+		for _, name := range bases {
+			if ctx.Err() != nil {
+				return cal
+			}
+			r := runRaw(ctx, &short, name, hooks, tlsM, stderr)
+			cal.Runs = append(cal.Runs, r)
+			if r.Error != "" {
+				continue
+			}
+			if a := first[name]; a != nil {
+				cal.Diff[name] = results.RelativeDiff(a.StreamMBps(), r.StreamMBps())
+			} else {
+				first[name] = &r
+			}
+		}
+	}
+	return cal
 }
 
 func runRaw(ctx context.Context, o *options, name string, hooks Hooks, m *tlsMaterial, stderr io.Writer) results.Result {
@@ -168,7 +237,7 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 	}
 	newEnv := func(role string) (*exchange.Environment, error) {
 		h := hooks.forRole(role)
-		f := factory(name, h, m, mem)
+		f := factory(name, h, o.transportSettings(), m, mem)
 		addr := h.ProducerListen
 		if role == "consumer" {
 			addr = h.ConsumerListen

@@ -9,11 +9,38 @@ import (
 	"github.com/qexchange/qexchange/exchange"
 )
 
+// usageCase is a command line that must exit 2 with one line on stderr
+// containing want, and nothing on stdout.
+type usageCase struct {
+	args []string
+	want string // in the one line
+}
+
+func checkUsageErrors(t *testing.T, cases []usageCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Main(tc.args, &out, &errb)
+			if code != ExitUsage {
+				t.Fatalf("exit %d, want %d; stderr %q", code, ExitUsage, errb.String())
+			}
+			msg := errb.String()
+			if strings.Count(msg, "\n") != 1 || !strings.HasSuffix(msg, "\n") {
+				t.Fatalf("want exactly one line on stderr, got %q", msg)
+			}
+			if !strings.Contains(msg, tc.want) {
+				t.Fatalf("stderr %q lacks %q", msg, tc.want)
+			}
+			if out.Len() != 0 {
+				t.Fatalf("stdout not empty: %q", out.String())
+			}
+		})
+	}
+}
+
 func TestUsageErrorsExit2WithOneLine(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string // in the one line
-	}{
+	checkUsageErrors(t, []usageCase{
 		{[]string{"bench", "-transport", "udp"}, `unknown transport "udp"`},
 		{[]string{"bench", "-transport", "tcp,foo"}, `unknown transport "foo"`},
 		{[]string{"bench", "-writers", "0"}, "-writers must be at least 1"},
@@ -39,25 +66,7 @@ func TestUsageErrorsExit2WithOneLine(t *testing.T) {
 		{[]string{"consume", "-connect", "127.0.0.1:1", "-wait", "0s"}, "-wait must be positive"},
 		{[]string{"consume", "-connect", "127.0.0.1:1", "-tls-cert", "a.pem"}, "-tls-cert and -tls-key go together"},
 		{[]string{"frobnicate"}, "unknown command"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var out, errb bytes.Buffer
-			code := Main(tc.args, &out, &errb)
-			if code != ExitUsage {
-				t.Fatalf("exit %d, want %d; stderr %q", code, ExitUsage, errb.String())
-			}
-			msg := errb.String()
-			if strings.Count(msg, "\n") != 1 || !strings.HasSuffix(msg, "\n") {
-				t.Fatalf("want exactly one line on stderr, got %q", msg)
-			}
-			if !strings.Contains(msg, tc.want) {
-				t.Fatalf("stderr %q lacks %q", msg, tc.want)
-			}
-			if out.Len() != 0 {
-				t.Fatalf("stdout not empty: %q", out.String())
-			}
-		})
-	}
+	})
 }
 
 func TestHelpDocumentsDefaults(t *testing.T) {

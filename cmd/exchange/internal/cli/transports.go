@@ -86,10 +86,31 @@ func (m *tlsMaterial) quicConfig() quictransport.Config {
 	return quictransport.Config{Certificate: &c, PinnedSHA256: [][32]byte{m.pin}, ServerName: "localhost"}
 }
 
+// transportSettings are the flags that configure both transports
+// (-connections, -qlog). All transport construction is in this file.
+type transportSettings struct {
+	connections int    // connections per peer node (>= 1)
+	qlogDir     string // "" = no qlog
+}
+
+func (o *options) transportSettings() transportSettings {
+	return transportSettings{connections: o.rep.connections, qlogDir: o.rep.qlogDir}
+}
+
 // tcpConfig is the TCP transport's configuration (defaults + hooks); the
 // raw TCP baseline mirrors it.
-func tcpConfig(h Hooks) tcptransport.Config {
-	return tcptransport.Config{Dial: h.Dial, Listen: h.Listen, CongestionControl: h.TCPCongestion}
+func tcpConfig(h Hooks, ts transportSettings) tcptransport.Config {
+	return tcptransport.Config{Dial: h.Dial, Listen: h.Listen, CongestionControl: h.TCPCongestion, ConnectionsPerNode: ts.connections}
+}
+
+// applyQUICSettings sets -connections and -qlog on a QUIC configuration.
+func applyQUICSettings(c *quictransport.Config, ts transportSettings) {
+	// LEAD: enable once quictransport.Config has these fields (helper
+	// proto); until then QUIC runs on one connection and writes no qlog,
+	// although both flags are validated and recorded in the JSON.
+	// c.ConnectionsPerNode, c.QlogDir = ts.connections, ts.qlogDir
+	_ = c
+	_ = ts
 }
 
 // rawTCPOptions: the producer side listens and writes, the consumer side
@@ -116,13 +137,14 @@ func rawQUICOptions(m *tlsMaterial, segmentSize int, h Hooks) raw.QUICOptions {
 
 // factory returns the transport factory for an in-process bench node.
 // mem transports share net (one network per run).
-func factory(name string, h Hooks, m *tlsMaterial, mem *memtransport.Network) exchange.TransportFactory {
+func factory(name string, h Hooks, ts transportSettings, m *tlsMaterial, mem *memtransport.Network) exchange.TransportFactory {
 	switch name {
 	case tTCP:
-		return tcptransport.New(tcpConfig(h))
+		return tcptransport.New(tcpConfig(h, ts))
 	case tQUIC:
 		c := m.quicConfig()
 		c.ListenPacket = h.ListenPacket
+		applyQUICSettings(&c, ts)
 		return quictransport.New(c)
 	case tMem:
 		return mem.Factory()
@@ -133,8 +155,9 @@ func factory(name string, h Hooks, m *tlsMaterial, mem *memtransport.Network) ex
 // processFactory returns the factory for serve/consume.
 func processFactory(o *options, h Hooks, handshake time.Duration) (exchange.TransportFactory, error) {
 	name := o.transports.items[0]
+	ts := o.transportSettings()
 	if name == tTCP {
-		c := tcpConfig(h)
+		c := tcpConfig(h, ts)
 		c.ConnectTimeout = handshake
 		return tcptransport.New(c), nil
 	}
@@ -147,6 +170,7 @@ func processFactory(o *options, h Hooks, handshake time.Duration) (exchange.Tran
 	c.IdleTimeout = o.idleTimeout
 	c.KeepAlivePeriod = max(o.idleTimeout/3, time.Millisecond)
 	c.HandshakeTimeout = handshake
+	applyQUICSettings(&c, ts)
 	if m.certFile == "" {
 		c.ServerName = "qexchange" // the derived certificate's name (pinned anyway)
 	}

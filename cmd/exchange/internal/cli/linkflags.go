@@ -90,7 +90,7 @@ func (l *linkOptions) register(fs *flag.FlagSet) {
 	fs.Int64Var(&l.seed, "seed", 1, "emulated link: seed of the loss pattern (every transport sees the same drop decision per packet index)")
 	fs.StringVar(&l.tcpCC, "tcp-cc", "", "TCP congestion control for tcp and raw-tcp sockets: reno, cubic or bbr (default reno on the emulated link, the closest to quic-go's NewReno; the kernel default on loopback)")
 	fs.Float64Var(&l.load, "load", 0, "offered load as a fraction of the link -rate (e.g. 0.5): producers pace themselves to it so latency can be compared (0: as fast as possible)")
-	fs.Var(&l.sweep, "sweep", "run the link benchmark once per value of one link parameter: loss=0,0.5%,1%,2%,5%, rtt=10ms,50ms or rate=10mbit,100mbit")
+	fs.Var(&l.sweep, "sweep", "run the link benchmark once per value of one link parameter: loss=0,0.5%,1%,2%,5%, rtt=10ms,50ms, rate=10mbit,100mbit, or of the offered load (capacity curve, needs -rate): load=0.05,0.1,0.2,0.35,0.5")
 	fs.StringVar(&l.plotDir, "plot", "", "emulated link: write PNG charts (latency CDFs; for a sweep also p99 latency and throughput against the swept parameter) into this directory")
 	fs.DurationVar(&l.warmup, "warmup", time.Second, "emulated link: records sent during the first part of each run are verified but not measured (connection setup, slow start)")
 }
@@ -134,7 +134,8 @@ func (o *options) validateLink() error {
 	if sw := l.sweep.sw; sw != nil && o.set[sw.Param] {
 		return usagef("-sweep %s and -%s both set %s: give it once", sw.Param, sw.Param, sw.Param)
 	}
-	if l.load > 0 {
+	loadSweep := l.sweep.sw != nil && l.sweep.sw.Param == lossy.SweepLoad
+	if l.load > 0 || loadSweep {
 		if l.rate.bits == 0 && (l.sweep.sw == nil || l.sweep.sw.Param != lossy.SweepRate) {
 			return usagef("-load is a fraction of the link rate: add -rate (e.g. -rate 100mbit)")
 		}

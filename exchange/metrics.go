@@ -1,0 +1,158 @@
+package exchange
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are exported under Flink's names where Flink has one
+// (outPoolUsage, inPoolUsage, backPressuredTimeMsPerSecond, numBytesIn,
+// numBytesOut, outputQueueLength), in Prometheus' snake case with the
+// prefix qexchange_. Labels are bounded by what is alive: one series per
+// live partition ("partition", its id) and per open gate ("gate", its
+// number in the environment), never per channel or per record; released
+// partitions and closed gates disappear from the next scrape.
+//
+// The collector reads counters the data path keeps per buffer (never per
+// record) and only when Config.Metrics is set, so metrics off cost
+// nothing and metrics on add no allocation per record.
+
+const metricsNamespace = "qexchange"
+
+// envMetrics is the Environment's prometheus.Collector.
+type envMetrics struct {
+	env *Environment
+	reg prometheus.Registerer
+
+	networkUsage, networkSegments                 *prometheus.Desc
+	outPoolUsage, outQueue, bpSeconds, bpMsPerSec *prometheus.Desc
+	bytesOut, buffersOut                          *prometheus.Desc
+	inPoolUsage, bytesIn, buffersIn, gateChannels *prometheus.Desc
+
+	// backPressuredTimeMsPerSecond is a rate over the time since the
+	// previous sample of each partition, resampled once a second at most
+	// (Flink's TimerGauge reports the last second in the same way).
+	mu      sync.Mutex
+	samples map[*ResultPartition]bpSample
+}
+
+type bpSample struct {
+	at     time.Time
+	waited time.Duration
+}
+
+func newEnvMetrics(e *Environment, reg prometheus.Registerer) (*envMetrics, error) {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, "", name), help, labels, nil)
+	}
+	m := &envMetrics{
+		env:             e,
+		reg:             reg,
+		networkUsage:    d("network_pool_usage", "Fraction of the node's network buffers in use."),
+		networkSegments: d("network_pool_segments", "Network buffers of the node.", "state"),
+		outPoolUsage:    d("out_pool_usage", "Fraction of the partition's maximum buffers in use (Flink's outPoolUsage).", "partition"),
+		outQueue:        d("output_queue_length", "Finished buffers queued in the partition's subpartitions (Flink's outputQueueLength).", "partition"),
+		bpSeconds:       d("back_pressured_seconds_total", "Time the partition's writer waited for a free buffer.", "partition"),
+		bpMsPerSec:      d("back_pressured_time_ms_per_second", "Milliseconds per second the partition's writer waited for a free buffer, over the last second or so (Flink's backPressuredTimeMsPerSecond).", "partition"),
+		bytesOut:        d("num_bytes_out_total", "Data bytes handed to the partition's readers (Flink's numBytesOut).", "partition"),
+		buffersOut:      d("num_buffers_out_total", "Data buffers handed to the partition's readers (Flink's numBuffersOut).", "partition"),
+		inPoolUsage:     d("in_pool_usage", "Fraction of the gate's exclusive or floating buffers in use (Flink's inPoolUsage).", "gate", "pool"),
+		bytesIn:         d("num_bytes_in_total", "Data bytes the gate took from its channels (Flink's numBytesIn), local or remote.", "gate", "locality"),
+		buffersIn:       d("num_buffers_in_total", "Data buffers the gate took from its channels (Flink's numBuffersIn), local or remote.", "gate", "locality"),
+		gateChannels:    d("gate_channels", "Input channels of the gate.", "gate"),
+		samples:         make(map[*ResultPartition]bpSample),
+	}
+	if err := reg.Register(m); err != nil {
+		return nil, configError("Metrics", "Registerer", "cannot register the exchange's collector: "+err.Error())
+	}
+	return m, nil
+}
+
+func (m *envMetrics) unregister() { m.reg.Unregister(m) }
+
+// Describe implements prometheus.Collector.
+func (m *envMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		m.networkUsage, m.networkSegments, m.outPoolUsage, m.outQueue, m.bpSeconds, m.bpMsPerSec,
+		m.bytesOut, m.buffersOut, m.inPoolUsage, m.bytesIn, m.buffersIn, m.gateChannels,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *envMetrics) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	pool := m.env.pool
+	used, total := pool.Outstanding(), pool.TotalSegments()
+	gauge(m.networkUsage, ratio(used, total))
+	gauge(m.networkSegments, float64(used), "used")
+	gauge(m.networkSegments, float64(total), "total")
+
+	now := time.Now()
+	parts, gates := m.env.live()
+	m.mu.Lock()
+	alive := make(map[*ResultPartition]bool, len(parts))
+	for _, p := range parts {
+		alive[p] = true
+		id := p.id.String()
+		gauge(m.outPoolUsage, ratio(p.pool.Outstanding(), p.pool.Max()), id)
+		queued := 0
+		for i := range p.subs {
+			queued += p.subs[i].backlogNow()
+		}
+		gauge(m.outQueue, float64(queued), id)
+		waited := p.pool.BackpressuredTime()
+		counter(m.bpSeconds, waited.Seconds(), id)
+		prev, ok := m.samples[p]
+		if !ok {
+			prev = bpSample{at: p.created}
+		}
+		rate := 0.0
+		if span := now.Sub(prev.at); span > 0 {
+			rate = float64((waited - prev.waited).Milliseconds()) / span.Seconds()
+		}
+		gauge(m.bpMsPerSec, min(max(rate, 0), 1000), id)
+		if !ok || now.Sub(prev.at) >= time.Second {
+			m.samples[p] = bpSample{at: now, waited: waited}
+		}
+		counter(m.bytesOut, float64(p.bytesOut.Load()), id)
+		counter(m.buffersOut, float64(p.buffersOut.Load()), id)
+	}
+	for p := range m.samples {
+		if !alive[p] {
+			delete(m.samples, p)
+		}
+	}
+	m.mu.Unlock()
+
+	for _, g := range gates {
+		id := strconv.FormatInt(g.seq, 10)
+		if g.exclusive != nil {
+			gauge(m.inPoolUsage, ratio(g.exclusive.Outstanding(), g.exclusive.Max()), id, "exclusive")
+		}
+		if g.floating != nil {
+			gauge(m.inPoolUsage, ratio(g.floating.Outstanding(), g.floating.Max()), id, "floating")
+		}
+		for loc, name := range [2]string{"local", "remote"} {
+			counter(m.bytesIn, float64(g.in[loc].bytes.Load()), id, name)
+			counter(m.buffersIn, float64(g.in[loc].buffers.Load()), id, name)
+		}
+		gauge(m.gateChannels, float64(len(g.channels)), id)
+	}
+}
+
+func ratio(n, of int) float64 {
+	if of <= 0 {
+		return 0
+	}
+	return float64(n) / float64(of)
+}
