@@ -9,7 +9,7 @@ import (
 )
 
 // Transport is the pluggable network layer of one node. The model
-// (partitions, readers, input channels, credit) lives in this package; a
+// (partitions, subpartition views, input channels, credit) lives in this package; a
 // transport only moves the messages of docs/architecture.md ("wire protocol") between nodes.
 //
 // Server side: Listen accepts connections and, for every PartitionRequest,
@@ -103,20 +103,20 @@ type ChannelLink interface {
 	Close() error
 }
 
-// ReaderProvider opens producer-side readers for partition requests. The
+// ViewProvider opens producer-side views for partition requests. The
 // PartitionManager implements it.
 type ViewProvider interface {
-	// OpenView creates the reader for one remote input channel.
+	// OpenView creates the view for one remote input channel.
 	// onAvailable is called (possibly before OpenView returns) each time
-	// the reader goes from "nothing to send" to "something to send"; the
+	// the view goes from "nothing to send" to "something to send"; the
 	// transport then calls Next until Response.More is false. onAvailable
-	// must not block or call back into the reader. Errors: a
+	// must not block or call back into the view. Errors: a
 	// *PartitionNotFoundError (wire.CodePartitionNotFound) when the
 	// partition is not registered, ErrAlreadyConsumed, or a *ConfigError.
 	OpenView(req ViewRequest, onAvailable func(*SubpartitionView)) (*SubpartitionView, error)
 }
 
-// ReaderRequest is the server side of a PartitionRequest.
+// ViewRequest is the server side of a PartitionRequest.
 type ViewRequest struct {
 	Partition     PartitionID
 	Subpartition  int

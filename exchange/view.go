@@ -22,11 +22,11 @@ const (
 	// ResponseBacklog: a BacklogAnnouncement of Backlog.
 	ResponseBacklog
 	// ResponseError: an ErrorResponse for this channel carrying Err; the
-	// reader is done afterwards.
+	// view is done afterwards.
 	ResponseError
 )
 
-// Response is one message a Reader wants sent to its consumer.
+// Response is one message a SubpartitionView wants sent to its consumer.
 type Response struct {
 	Kind ResponseKind
 	// Buffer is the payload of a ResponseBuffer; Buffer.DataType is the
@@ -35,15 +35,15 @@ type Response struct {
 	Sequence int32
 	Backlog  int
 	Err      error
-	// More: the reader has something else to send right away. When false,
-	// the reader calls onAvailable again once it has.
+	// More: the view has something else to send right away. When false,
+	// the view calls onAvailable again once it has.
 	More bool
 }
 
 // SubpartitionView is the producer-side state of one remote input channel reading
 // one subpartition (Flink's CreditBasedSequenceNumberingViewReader): it
 // applies credit, numbers buffers and reports backlog. Transports drive
-// it; the calls of one reader must not run concurrently with each other,
+// it; the calls of one view must not run concurrently with each other,
 // except AddCredit, Resume, TaskEvent, AckAllRecordsProcessed and Release,
 // which may come from the transport's read side at any time.
 type SubpartitionView struct {
@@ -61,7 +61,7 @@ type SubpartitionView struct {
 	queued atomic.Bool // onAvailable called and not yet drained by Next
 }
 
-// Request is the partition request the reader serves.
+// Request is the partition request the view serves.
 func (r *SubpartitionView) Request() ViewRequest { return r.req }
 
 // Next returns the next message to send, consuming credit for data.
@@ -146,7 +146,7 @@ func (r *SubpartitionView) available() bool {
 	return r.credit.NeedsBacklogAnnouncement(r.sub.backlogNow())
 }
 
-// notify hands the reader to the transport when it has something to send.
+// notify hands the view to the transport when it has something to send.
 func (r *SubpartitionView) notify() {
 	if r.queued.Load() || !r.available() {
 		return
@@ -186,7 +186,7 @@ func (r *SubpartitionView) TaskEvent(event []byte) {
 // EndOfData.
 func (r *SubpartitionView) AckAllRecordsProcessed() { r.part.ackAllRecordsProcessed(r.sub.index) }
 
-// Release ends the reader (cancel, close, or connection loss). Pipelined
+// Release ends the view (cancel, close, or connection loss). Pipelined
 // data cannot be read twice, so the subpartition's queued data is dropped
 // and its memory returned.
 func (r *SubpartitionView) Release() {
