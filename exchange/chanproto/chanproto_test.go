@@ -138,6 +138,17 @@ func TestSchedulerRoundRobinAndHold(t *testing.T) {
 	if s.Pop() != a {
 		t.Fatal("an outbound readied while held was not served after Resume")
 	}
+	// Readied between Pop and Hold: it is queued, but not served while
+	// held (its frames would overtake the one being written).
+	s.Ready(a)
+	s.Hold(a)
+	if s.Pop() != nil {
+		t.Fatal("a held outbound was served from the queue")
+	}
+	s.Resume(a, false)
+	if s.Pop() != a {
+		t.Fatal("not served after Resume")
+	}
 	b.ended.Store(true)
 	s.Ready(c)
 	s.Ready(b)

@@ -78,6 +78,12 @@ func (s *Scheduler) Pop() *Outbound {
 		s.q[s.head] = nil
 		s.head++
 		o.queued = false
+		if o.busy {
+			// Readied between its Pop and its Hold: served after Resume,
+			// so that its frames stay in order.
+			o.pending = true
+			continue
+		}
 		if !o.ended.Load() {
 			if s.head == len(s.q) {
 				s.q, s.head = s.q[:0], 0
