@@ -243,7 +243,7 @@ func (m *partitionManager) lookup(id PartitionID) (*ResultPartition, error) {
 	return p, nil
 }
 
-// OpenView implements ReaderProvider.
+// OpenView implements ViewProvider.
 func (m *partitionManager) OpenView(req ViewRequest, onAvailable func(*SubpartitionView)) (*SubpartitionView, error) {
 	p, err := m.lookup(req.Partition)
 	if err != nil {

@@ -84,7 +84,7 @@ func (t *Transport) Addr() string {
 // Listen implements exchange.Transport.
 func (t *Transport) Listen(ctx context.Context, provider exchange.ViewProvider) error {
 	if provider == nil {
-		return configErr("provider", nil, "Listen needs a ReaderProvider")
+		return configErr("provider", nil, "Listen needs a ViewProvider")
 	}
 	if cc := t.cfg.CongestionControl; cc != "" {
 		if err := checkCongestion(cc); err != nil {
