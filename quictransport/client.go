@@ -128,9 +128,6 @@ func (cc *clientConn) waitConn() *quic.Conn {
 // (shared) connection to addr, sends Hello and the PartitionRequest on it
 // and starts the stream's reader and control writer.
 func (t *Transport) OpenChannel(ctx context.Context, addr string, req exchange.ChannelRequest, h exchange.ChannelHandler) (exchange.ChannelLink, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	cc, err := t.peers.Acquire(ctx, addr, wire.ID(req.Receiver))
 	if err != nil {
 		return nil, err

@@ -48,14 +48,11 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 		{"qlog dir is a file", Config{QlogDir: file}, "quictransport.QlogDir"},
 	} {
 		err := c.cfg.withDefaults(32 << 10).validate()
-		if c.field == "" {
-			if err != nil {
-				t.Errorf("%s: %v", c.name, err)
-			}
-			continue
-		}
 		var ce *exchange.ConfigError
-		if !errors.As(err, &ce) || ce.Field != c.field || !errors.Is(err, exchange.ErrInvalidConfig) {
+		switch {
+		case c.field == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.field != "" && (!errors.As(err, &ce) || ce.Field != c.field || !errors.Is(err, exchange.ErrInvalidConfig)):
 			t.Errorf("%s: %v, want a *ConfigError on %s", c.name, err, c.field)
 		}
 	}

@@ -171,9 +171,6 @@ func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ViewProvider) 
 // connection to addr, registers h under req.Receiver and queues the
 // PartitionRequest. Dial failures are *exchange.ConnectionError.
 func (t *Transport) OpenChannel(ctx context.Context, addr string, req exchange.ChannelRequest, h exchange.ChannelHandler) (exchange.ChannelLink, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	if req.InitialCredit < 0 || req.Subpartition < 0 {
 		return nil, configErr("ChannelRequest", fmt.Sprintf("%+v", req), "negative credit or subpartition")
 	}

@@ -65,6 +65,9 @@ func stripeKey(addr string, id wire.ID, k int) string {
 // the dial (bounded by ctx); a failed dial is its DialErr.
 func (p *Peers[C]) Acquire(ctx context.Context, addr string, id wire.ID) (C, error) {
 	var zero C
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
 	key := stripeKey(addr, id, p.k)
 	p.mu.Lock()
 	if p.closed {

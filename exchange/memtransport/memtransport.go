@@ -77,9 +77,6 @@ func (t *Transport) Listen(_ context.Context, p exchange.ViewProvider) error {
 
 // OpenChannel implements exchange.Transport.
 func (t *Transport) OpenChannel(ctx context.Context, addr string, req exchange.ChannelRequest, h exchange.ChannelHandler) (exchange.ChannelLink, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	c, err := t.peers.Acquire(ctx, addr, wire.ID(req.Receiver))
 	if err != nil {
 		return nil, err
