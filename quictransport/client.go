@@ -219,15 +219,11 @@ func (s *clientStream) readHello(fr *frameReader) error {
 	if err != nil {
 		return err
 	}
-	h, ok := m.(*wire.Hello)
-	if !ok {
-		return fmt.Errorf("%w: stream starts with %s, want Hello", wire.ErrUnknownMessage, m.ID())
+	peerMax, err := chanproto.PeerHello(m)
+	if err == nil {
+		s.SetPeerMaxFrame(peerMax)
 	}
-	if err := wire.CheckHello(*h); err != nil {
-		return err
-	}
-	s.SetPeerMaxFrame(int(h.MaxFrameSize))
-	return nil
+	return err
 }
 
 // clientAccepts: the messages a producer may send on a stream.

@@ -167,14 +167,10 @@ func (s *serverStream) readRequest(fr *frameReader) (wire.PartitionRequest, int,
 	if err != nil {
 		return wire.PartitionRequest{}, 0, err
 	}
-	h, ok := m.(*wire.Hello)
-	if !ok {
-		return wire.PartitionRequest{}, 0, fmt.Errorf("%w: stream starts with %s, want Hello", wire.ErrUnknownMessage, m.ID())
-	}
-	if err := wire.CheckHello(*h); err != nil {
+	peerMax, err := chanproto.PeerHello(m)
+	if err != nil {
 		return wire.PartitionRequest{}, 0, err
 	}
-	peerMax := int(h.MaxFrameSize)
 	if m, err = fr.next(serverAccepts); err != nil {
 		return wire.PartitionRequest{}, 0, err
 	}

@@ -106,11 +106,7 @@ func (c *serverConn) handshake() (*wire.Reader, error) {
 	rd := wire.NewReader(c.nc, t.wopts)
 	m, err := rd.Next()
 	if err == nil {
-		if h, ok := m.(*wire.Hello); !ok {
-			err = fmt.Errorf("%w: expected Hello, got %s", wire.ErrProtocol, m.ID())
-		} else if err = wire.CheckHello(*h); err == nil {
-			c.peerMax = int(h.MaxFrameSize)
-		}
+		c.peerMax, err = chanproto.PeerHello(m)
 	}
 	if err != nil {
 		if !isProtocolErr(err) {

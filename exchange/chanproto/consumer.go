@@ -193,3 +193,18 @@ func (c *Channel) NewBufferSize(size int) error {
 	}
 	return c.send(op{kind: opBufferSize, n: int32(size)})
 }
+
+// PeerHello checks the first message of a connection (TCP) or stream
+// (QUIC): the peer's Hello. It returns the largest frame the peer
+// accepts; an error wraps wire.ErrProtocol (wire.ErrVersionMismatch for
+// another protocol version).
+func PeerHello(m wire.Message) (maxFrame int, err error) {
+	h, ok := m.(*wire.Hello)
+	if !ok {
+		return 0, fmt.Errorf("%w: %s first, want Hello", wire.ErrUnknownMessage, m.ID())
+	}
+	if err := wire.CheckHello(*h); err != nil {
+		return 0, err
+	}
+	return int(h.MaxFrameSize), nil
+}
