@@ -20,6 +20,7 @@ import (
 type clientConn struct {
 	t    *Transport
 	addr string
+	q    *chanproto.ControlQueue // the consumer messages of every channel on it
 
 	ready chan struct{} // closed when the dial finished
 	err   error         // set before ready is closed
@@ -31,7 +32,7 @@ type clientConn struct {
 }
 
 func (t *Transport) newClientConn(addr string) *clientConn {
-	cc := &clientConn{t: t, addr: addr, ready: make(chan struct{})}
+	cc := &clientConn{t: t, addr: addr, ready: make(chan struct{}), q: chanproto.NewControlQueue()}
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -75,6 +76,7 @@ func (cc *clientConn) dial() {
 	conn, err := cc.dialConn()
 	if err != nil {
 		cc.err = err
+		cc.q.Stop(cc.DialErr())
 		cc.mu.Lock()
 		cc.dead = true
 		cc.mu.Unlock()
@@ -92,7 +94,15 @@ func (cc *clientConn) dial() {
 		return
 	}
 	t.log.Debug().Str("peer", cc.addr).Msg("connected")
-	<-conn.Context().Done()
+	for done := false; !done; {
+		select {
+		case <-cc.q.Wake():
+			cc.writeControl()
+		case <-conn.Context().Done():
+			done = true
+		}
+	}
+	cc.q.Stop(t.connError(cc.addr, context.Cause(conn.Context())))
 	cc.mu.Lock()
 	cc.dead = true
 	cc.mu.Unlock()
@@ -141,12 +151,11 @@ func (t *Transport) OpenChannel(ctx context.Context, addr string, req exchange.C
 		}
 		return nil, t.connError(addr, err)
 	}
-	q := chanproto.NewControlQueue()
 	s := &clientStream{
-		Channel: chanproto.NewChannel(h, req, addr, q, t.opts),
-		t:       t, cc: cc, conn: conn, str: str, q: q,
-		quit: make(chan struct{}),
+		Channel: chanproto.NewChannel(h, req, addr, cc.q, t.opts),
+		t:       t, cc: cc, conn: conn, str: str,
 	}
+	s.Owner = s
 	hello := wire.NewHello(t.opts)
 	pr := wire.PartitionRequest{PartitionID: wire.ID(req.Partition), Subpartition: int32(req.Subpartition), Credit: int32(req.InitialCredit)}
 	fail := func(err error) (exchange.ChannelLink, error) {
@@ -163,15 +172,8 @@ func (t *Transport) OpenChannel(ctx context.Context, addr string, req exchange.C
 	if _, err := str.Write(b); err != nil {
 		return fail(t.connError(addr, err))
 	}
-	s.wbuf = b[:0]
 	if !t.goTracked(s.readLoop) {
 		return fail(exchange.ErrClosed)
-	}
-	if !t.goTracked(s.controlLoop) {
-		// The reader sees the cancelled stream and ends.
-		s.abort(StreamCodeCancelled)
-		s.Close()
-		return nil, exchange.ErrClosed
 	}
 	return s, nil
 }
@@ -184,11 +186,11 @@ type clientStream struct {
 	cc   *clientConn
 	conn *quic.Conn
 	str  *quic.Stream
-	q    *chanproto.ControlQueue
 
-	quit     chan struct{}
-	quitOnce sync.Once
-	wbuf     []byte // control goroutine only
+	wmu     sync.Mutex
+	pending []byte // encoded control frames not yet handed to quic-go
+	writing bool   // a goroutine is writing pending with a blocking Write
+	dirty   bool   // listed for the connection's writer (writer only)
 }
 
 // readLoop reads what the producer sends on the stream and delivers it
@@ -260,34 +262,70 @@ func (s *clientStream) finish(err error) {
 	s.abort(code)
 }
 
-// abort cancels both directions of the stream and stops the control
-// goroutine.
+// abort cancels both directions of the stream.
 func (s *clientStream) abort(code quic.StreamErrorCode) {
 	s.str.CancelRead(code)
 	s.str.CancelWrite(code)
-	s.quitOnce.Do(func() { close(s.quit) })
 }
 
-// controlLoop writes the consumer's messages (AddCredit, ...) in the
-// order they were queued.
-func (s *clientStream) controlLoop() {
+// writeControl writes the consumers' queued messages (AddCredit, ...),
+// on the connection's goroutine. The frames of all streams are queued
+// back to back with TryWriteAll, so that quic-go packs the small control
+// frames of many streams into shared packets; a stream whose frames QUIC
+// flow control holds back gets a goroutine with a blocking Write, and its
+// later frames follow it there, in order.
+func (cc *clientConn) writeControl() {
+	var dirty []*clientStream
+	cc.q.Drain(func(ch *chanproto.Channel, m wire.Message) {
+		s := ch.Owner.(*clientStream)
+		s.wmu.Lock()
+		s.pending = wire.AppendFrame(s.pending, m, cc.t.opts)
+		s.wmu.Unlock()
+		if !s.dirty {
+			s.dirty = true
+			dirty = append(dirty, s)
+		}
+	})
+	for _, s := range dirty {
+		s.dirty = false
+		s.flushControl()
+	}
+}
+
+func (s *clientStream) flushControl() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.writing || len(s.pending) == 0 {
+		return
+	}
+	err := s.str.TryWriteAll(s.pending)
+	if !errors.Is(err, quic.ErrWouldBlock) {
+		// Written, or the stream failed (its reader reports it).
+		s.pending = s.pending[:0]
+		if cap(s.pending) > 64<<10 {
+			s.pending = nil // a large task event; do not keep its memory
+		}
+		return
+	}
+	buf := s.pending
+	s.pending, s.writing = nil, true
+	if !s.t.goTracked(func() { s.writeBlocked(buf) }) {
+		s.writing = false
+	}
+}
+
+// writeBlocked writes buf and then whatever was queued meanwhile.
+func (s *clientStream) writeBlocked(buf []byte) {
 	for {
-		select {
-		case <-s.q.Wake():
-		case <-s.quit:
+		_, err := s.str.Write(buf)
+		s.wmu.Lock()
+		if err != nil || len(s.pending) == 0 {
+			s.pending, s.writing = nil, false
+			s.wmu.Unlock()
 			return
 		}
-		b := s.q.AppendFrames(s.wbuf[:0], s.t.opts)
-		s.wbuf = b
-		if len(b) == 0 {
-			continue
-		}
-		if _, err := s.str.Write(b); err != nil {
-			return // the reader sees the stream or connection fail and reports it
-		}
-		if cap(s.wbuf) > 64<<10 {
-			s.wbuf = nil // a large task event; do not keep its memory
-		}
+		buf, s.pending = s.pending, nil
+		s.wmu.Unlock()
 	}
 }
 

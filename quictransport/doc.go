@@ -42,11 +42,16 @@
 // while the stream is held by the scheduler (the payload straight from the
 // network buffer, released after the write): one slow stream never stalls
 // the others. Per stream the producer also runs a reader goroutine for
-// the consumer's messages; the consumer runs a reader goroutine (it reads each payload
-// straight into a credit-backed buffer from ChannelHandler.RequestBuffer)
-// and a control writer goroutine (NotifyCreditAvailable only queues, so it
-// never blocks; the writer asks TakeUnannouncedCredit when it writes, so
-// credit announced in between goes out in one AddCredit). Frames are read
+// the consumer's messages; the consumer runs a reader goroutine per
+// stream (it reads each payload straight into a credit-backed buffer from
+// ChannelHandler.RequestBuffer). The consumer's messages of all streams of
+// a connection go through one chanproto.ControlQueue, written by the
+// connection's goroutine back to back with TryWriteAll, so that the
+// AddCredits of many streams share packets too (NotifyCreditAvailable
+// only queues, so it never blocks; the writer asks TakeUnannouncedCredit
+// when it writes, so credit announced in between goes out in one
+// AddCredit); a stream held back by QUIC flow control gets a goroutine
+// with a blocking Write, its later messages following in order. Frames are read
 // by a wire.Reader with a 512-byte buffer (wire.NewReaderSize): the default
 // 64 KiB per stream would cost 256 MiB per side at 4096 channels, and
 // payloads skip the buffer anyway.

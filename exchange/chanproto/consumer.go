@@ -28,9 +28,11 @@ type Channel struct {
 	Receiver  wire.ID
 	Partition exchange.PartitionID
 	Peer      string
-	q         *ControlQueue
-	opts      wire.Options
-	peerMax   atomic.Int64
+	// Owner is the transport's own state of the channel (its stream).
+	Owner   any
+	q       *ControlQueue
+	opts    wire.Options
+	peerMax atomic.Int64
 
 	mu           sync.Mutex  // serialises handler calls
 	closed       atomic.Bool // failed or closed: no handler call starts
