@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 
 	"github.com/quic-go/quic-go"
@@ -111,18 +110,9 @@ func (cc *clientConn) dial() {
 }
 
 func (cc *clientConn) dialConn() (*quic.Conn, error) {
-	t := cc.t
-	host, _, err := net.SplitHostPort(cc.addr)
-	if err != nil {
-		return nil, fmt.Errorf("quictransport: bad address %q: %w", cc.addr, err)
-	}
-	ua, err := net.ResolveUDPAddr("udp", cc.addr)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(t.ctx, 2*t.cfg.HandshakeTimeout)
+	ctx, cancel := context.WithTimeout(cc.t.ctx, 2*cc.t.cfg.HandshakeTimeout)
 	defer cancel()
-	return t.tr.Dial(ctx, ua, t.tls.clientConfig(host, ALPN), t.quicConfig(false))
+	return cc.t.dial(ctx, cc.addr, ALPN)
 }
 
 // waitConn waits for the dial and returns the connection (nil if it

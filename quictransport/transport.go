@@ -258,11 +258,14 @@ func (t *Transport) acceptLoop(ln *quic.Listener) {
 		t.mu.Unlock()
 		serve := t.serveConn
 		if p := c.ConnectionState().TLS.NegotiatedProtocol; p != ALPN {
-			serve = t.serveExtra(t.cfg.ExtraProtocols[p])
+			serve = t.cfg.ExtraProtocols[p] // it owns the connection
 		}
 		go func() {
 			defer t.wg.Done()
 			serve(c)
+			t.mu.Lock()
+			delete(t.served, c)
+			t.mu.Unlock()
 		}()
 	}
 }
@@ -276,9 +279,6 @@ func (t *Transport) serveConn(c *quic.Conn) {
 	defer func() {
 		close(w.done)
 		w.sched.Close()
-		t.mu.Lock()
-		delete(t.served, c)
-		t.mu.Unlock()
 	}()
 	if !t.goTracked(w.loop) {
 		return
@@ -317,19 +317,6 @@ func (t *Transport) quicConfig(server bool) *quic.Config {
 	return t.cfg.quicConfig(server, tracer)
 }
 
-// serveExtra hands a connection of one of Config.ExtraProtocols to its
-// func; the transport forgets it when the func returns.
-func (t *Transport) serveExtra(serve func(*quic.Conn)) func(*quic.Conn) {
-	return func(c *quic.Conn) {
-		defer func() {
-			t.mu.Lock()
-			delete(t.served, c)
-			t.mu.Unlock()
-		}()
-		serve(c)
-	}
-}
-
 // DialProtocol dials a connection of another protocol to the node at
 // addr over this node's UDP socket, with the exchange's TLS material and
 // verification, negotiating alpn (one of the peer's
@@ -342,6 +329,15 @@ func (t *Transport) DialProtocol(ctx context.Context, addr, alpn string) (*quic.
 	if t.isClosed() {
 		return nil, exchange.ErrClosed
 	}
+	c, err := t.dial(ctx, addr, alpn)
+	if err != nil {
+		return nil, t.connError(addr, err)
+	}
+	return c, nil
+}
+
+// dial opens a connection to addr that negotiates alpn.
+func (t *Transport) dial(ctx context.Context, addr, alpn string) (*quic.Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("quictransport: bad address %q: %w", addr, err)
@@ -350,9 +346,5 @@ func (t *Transport) DialProtocol(ctx context.Context, addr, alpn string) (*quic.
 	if err != nil {
 		return nil, err
 	}
-	c, err := t.tr.Dial(ctx, ua, t.tls.clientConfig(host, alpn), t.quicConfig(false))
-	if err != nil {
-		return nil, t.connError(addr, err)
-	}
-	return c, nil
+	return t.tr.Dial(ctx, ua, t.tls.clientConfig(host, alpn), t.quicConfig(false))
 }

@@ -148,27 +148,19 @@ func (c *clientConn) connect() (net.Conn, *frameReader, int, error) {
 		}
 		return nil, nil, 0, fmt.Errorf("handshake: %w", causeOf(err))
 	}
-	var peerMax int
-	switch m := m.(type) {
-	case *wire.Hello:
-		if err := wire.CheckHello(*m); err != nil {
-			code := wire.CodeProtocol
-			if errors.Is(err, wire.ErrVersionMismatch) {
-				code = wire.CodeVersionMismatch
-			}
-			t.writeFatal(nc, code, err)
-			nc.Close()
-			return nil, nil, 0, &exchange.ProtocolError{Peer: c.addr, Err: fmt.Errorf("handshake: %w", err)}
-		}
-		peerMax = int(m.MaxFrameSize)
-	case *wire.ErrorResponse:
+	if e, ok := m.(*wire.ErrorResponse); ok {
 		nc.Close()
-		msg := *m
+		msg := *e
 		msg.Fatal = true
 		return nil, nil, 0, exchange.ErrorFromWire(c.addr, exchange.PartitionID{}, &msg)
-	default:
+	}
+	peerMax, err := chanproto.PeerHello(m)
+	if err != nil {
+		if m.ID() == wire.IDHello { // a Hello we cannot speak: say why
+			t.writeFatal(nc, fatalCode(err), err)
+		}
 		nc.Close()
-		return nil, nil, 0, &exchange.ProtocolError{Peer: c.addr, Err: fmt.Errorf("%w: handshake: expected Hello, got %s", wire.ErrProtocol, m.ID())}
+		return nil, nil, 0, &exchange.ProtocolError{Peer: c.addr, Err: fmt.Errorf("handshake: %w", err)}
 	}
 	if t.ctx.Err() != nil {
 		nc.Close()
