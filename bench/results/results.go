@@ -51,6 +51,11 @@ type Config struct {
 	Listen  string `json:"listen,omitempty"`
 	Connect string `json:"connect,omitempty"`
 	Wait    string `json:"wait,omitempty"`
+	// Verify is -verify: "full" (every record fully checked) or
+	// "sampled" (the O(size) checksum on one record in 64 per channel;
+	// sequence and check word still on every record). Absent in documents
+	// written before the flag existed, which were all "full".
+	Verify string `json:"verify,omitempty"`
 	// Verification describes what the record format lets the consumer
 	// check at RecordSize.
 	Verification string `json:"verification"`

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
@@ -95,7 +96,7 @@ func runBench(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 		}
 	}
 	if ctx.Err() != nil {
-		fmt.Fprintln(stderr, "exchange bench: interrupted")
+		fmt.Fprintln(stderr, "exchange bench: interrupted: the table above holds the counts so far (sent, received, lost, duplicated, reordered)")
 		return ExitFailed
 	}
 	if !rep.Clean() {
@@ -166,7 +167,7 @@ func runRaw(ctx context.Context, o *options, name string, hooks Hooks, m *tlsMat
 	r := results.Result{Transport: name}
 	var prog atomic.Int64
 	start := time.Now()
-	p := startProgress(stderr, func() string {
+	p := startProgress(o, stderr, "exchange bench: ", func() string {
 		b := float64(prog.Load())
 		el := time.Since(start).Seconds()
 		return fmt.Sprintf("[%s] %.1fs/%v  %sB  %.0f MB/s", name, el, o.duration, si(b), b/el/1e6)
@@ -251,6 +252,9 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 			Transport:     f,
 			ListenAddr:    addr,
 			Logger:        log.With().Str("node", role).Logger(),
+			// Both nodes export into one registry: the labels keep their
+			// series apart.
+			Metrics: o.metrics.registerer(prometheus.Labels{"node": role, "transport": name}),
 		})
 	}
 	fail := func(err error) results.Result {
@@ -281,7 +285,7 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 		x.producers = append(x.producers, workload.NewProducer(workload.ProducerConfig{
 			Writer: w, Writers: o.writers, Readers: o.readers, Selector: o.selector,
 			RecordSize: o.recordSize, SampleEvery: o.sampleEvery, Rate: rate, Records: perWriter[w],
-			BufferTimeout: o.bufferTimeout.d, PaceQuantum: quantum,
+			BufferTimeout: o.bufferTimeout.d, PaceQuantum: quantum, Verify: o.verify,
 		}, clock))
 	}
 	gates := make([]*exchange.InputGate, o.readers)
@@ -306,7 +310,7 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 	start := time.Now()
 	timer := time.AfterFunc(o.duration, func() { stop.Store(true) })
 	defer timer.Stop()
-	p := startProgress(stderr, func() string { return x.progressLine(start) })
+	p := startProgress(o, stderr, "exchange bench: ", func() string { return x.progressLine(start) })
 	cpu0 := cpuSeconds()
 
 	var wg sync.WaitGroup

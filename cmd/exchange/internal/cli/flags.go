@@ -179,7 +179,17 @@ type options struct {
 	tlsCA       string
 	idleTimeout time.Duration
 
+	// every command
+	metricsAddr string // -metrics: serve /metrics and /debug/pprof/ here
+	showVersion bool
+	verify      string // bench, serve: workload.VerifyFull or VerifySampled
+
 	set map[string]bool // flags given on the command line
+
+	// Set by MainWithHooks, not by flags.
+	metrics       *metricsServer // nil without -metrics
+	progressEvery time.Duration  // non-terminal progress report interval
+	stderrTTY     bool           // stderr is a terminal: redraw one line instead
 }
 
 // presets: flag values applied unless the flag is given explicitly.
@@ -265,7 +275,13 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.StringVar(&o.tlsCA, "tls-ca", "", "QUIC only: PEM CA file that verifies the peer's certificate")
 		fs.DurationVar(&o.idleTimeout, "idle-timeout", time.Second, "QUIC only: close a connection after this long without packets (keepalives every third of it); bounds how fast a dead peer is detected")
 	}
+	if cmd != "consume" {
+		fs.StringVar(&o.verify, "verify", workload.VerifyFull, "record verification: full (every record: sequence, check word, and the xxhash64 checksum or filler) or sampled (every record: sequence and check word; the checksum and filler only on 1 record in "+
+			fmt.Sprint(workload.SampledChecksumEvery)+" per channel). Loss, duplication and reordering are counted exactly in both; run both to measure what verification costs")
+	}
+	fs.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics on http://ADDR/metrics and Go profiles on http://ADDR/debug/pprof/ during the run, e.g. 127.0.0.1:9464 (port 0: any free port, printed on stderr)")
 	o.rep.register(fs, cmd)
+	fs.BoolVar(&o.showVersion, "version", false, "print the version and the revision the binary was built from, and exit")
 	fs.BoolVar(&o.verbose, "v", false, "log to stderr (zerolog)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file")
 	return fs
@@ -290,6 +306,9 @@ func parse(cmd string, args []string, usageOut io.Writer) (*options, error) {
 	}
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	if o.showVersion {
+		return o, nil // nothing runs: the other flags need not be complete
+	}
 	if o.preset != "" {
 		p, ok := presets[o.preset]
 		if !ok {
@@ -344,13 +363,17 @@ Example: exchange bench -transport tcp,quic -loss 1% -rtt 20ms -rate 100mbit
 -load 0.5 -writers 4 -readers 16 -buffer-timeout 10ms -duration 20s -seeds 5`,
 	"serve": `Hosts -writers producer partitions (ids derived from -job) with -readers
 subpartitions each and emits -records verified records in total (or until
--duration). Prints "listening <transport> <address>" on stdout once ready.
-Stays up until every consumer acknowledged all records (or SIGINT/SIGTERM).`,
+-duration). Prints "listening <transport> <address>" on stdout once ready;
+starts emitting (and its clock, and -duration) when the first consumer
+connects. Stays up until every consumer acknowledged all records (or
+SIGINT/SIGTERM, which prints the records emitted so far and exits 1).`,
 	"consume": `Creates -readers input gates reading all -writers x -readers channels of
 the partitions of -job at -connect, verifies every record and prints the
 summary (table, and JSON with -json). Retries for up to -wait while the
 producer is not up. Exits 0 only if every record arrived exactly once, in
-order and intact; 1 otherwise (naming the producer's address on failure).`,
+order and intact; 1 otherwise (naming the producer's address on failure).
+SIGINT/SIGTERM prints the counts so far (received, lost, duplicated,
+reordered, corrupted) and exits 1.`,
 }
 
 // validate checks the flags and says what to change.
@@ -414,6 +437,14 @@ func (o *options) validate() error {
 		if o.duration < 0 {
 			return usagef("-duration must be >= 0 (got %v)", o.duration)
 		}
+		if o.linger < 0 {
+			return usagef("-linger must be >= 0 (got %v)", o.linger)
+		}
+	}
+	if o.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(o.metricsAddr); err != nil {
+			return usagef("-metrics %q is not host:port (e.g. 127.0.0.1:9464)", o.metricsAddr)
+		}
 	}
 	if o.records < 0 {
 		return usagef("-records must be >= 0 (got %d)", o.records)
@@ -444,6 +475,9 @@ func (o *options) validate() error {
 		}
 		if o.sampleEvery < 0 {
 			return usagef("-sample-every must be >= 0 (got %d)", o.sampleEvery)
+		}
+		if o.verify != workload.VerifyFull && o.verify != workload.VerifySampled {
+			return usagef("-verify: unknown mode %q (want full or sampled)", o.verify)
 		}
 	}
 	if o.cmd == "bench" {
@@ -547,7 +581,8 @@ func (o *options) resultsConfig() results.Config {
 	}
 	o.link.fillConfig(&c)
 	if o.recordSize > 0 {
-		c.Verification = workload.Verification(o.recordSize)
+		c.Verify = o.verify
+		c.Verification = workload.Verification(o.recordSize, o.verify)
 	}
 	return c
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +67,45 @@ func TestUsageErrorsExit2WithOneLine(t *testing.T) {
 		{[]string{"consume", "-connect", "127.0.0.1:1", "-wait", "0s"}, "-wait must be positive"},
 		{[]string{"consume", "-connect", "127.0.0.1:1", "-tls-cert", "a.pem"}, "-tls-cert and -tls-key go together"},
 		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"bench", "-records", "-5"}, "-records must be >= 0 (got -5)"},
+		{[]string{"serve", "-records", "-5"}, "-records must be >= 0 (got -5)"},
+		{[]string{"bench", "-sample-every", "-2"}, "-sample-every must be >= 0"},
+		{[]string{"serve", "-linger", "-1s"}, "-linger must be >= 0"},
+		{[]string{"serve", "-duration", "-1s", "-records", "10"}, "-duration must be >= 0"},
+		{[]string{"bench", "-verify", "some"}, `-verify: unknown mode "some"`},
+		{[]string{"bench", "-metrics", "nohost"}, `-metrics "nohost" is not host:port`},
+		{[]string{"consume", "-connect", "127.0.0.1:1", "-metrics", "256.1.1.1:80"}, "-metrics 256.1.1.1:80"},
 	})
+}
+
+// TestBusyMetricsAddressExit2: a -metrics address that cannot be listened
+// on is a usage error before any run.
+func TestBusyMetricsAddressExit2(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	checkUsageErrors(t, []usageCase{
+		{[]string{"bench", "-transport", "mem", "-metrics", ln.Addr().String()}, "address already in use"},
+	})
+}
+
+// TestVersion: -version prints one line and exits 0, also after a
+// command whose other flags are incomplete.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"-version"}, {"version"}, {"bench", "-version"}, {"consume", "-version"}} {
+		var out, errb bytes.Buffer
+		if code := Main(args, &out, &errb); code != ExitOK {
+			t.Fatalf("%v: exit %d, stderr %q", args, code, errb.String())
+		}
+		if v := out.String(); !strings.HasPrefix(v, "exchange ") || strings.Count(v, "\n") != 1 || errb.Len() != 0 {
+			t.Fatalf("%v: stdout %q stderr %q", args, v, errb.String())
+		}
+	}
+	if v := versionLine(); !strings.Contains(v, "(devel)") && !strings.Contains(v, " v") {
+		t.Errorf("version line %q has neither a module version nor (devel)", v)
+	}
 }
 
 func TestHelpDocumentsDefaults(t *testing.T) {
@@ -77,7 +116,8 @@ func TestHelpDocumentsDefaults(t *testing.T) {
 	h := out.String()
 	for _, want := range []string{"-transport", "(default all)", "-writers", "(default 4)", "-readers", "(default 16)",
 		"-record-size", "(default 64)", "-duration", "(default 5s)", "-buffer-timeout", "(default 100ms)",
-		"-segment-size", "(default 32KiB)", "-network-memory", "(default 64MiB)", "-json", "-preset", "-record-rate", "-loss", "-rtt", "-rate", "-sweep", "-tcp-cc", "-load", "-selector"} {
+		"-segment-size", "(default 32KiB)", "-network-memory", "(default 64MiB)", "-json", "-preset", "-record-rate", "-loss", "-rtt", "-rate", "-sweep", "-tcp-cc", "-load", "-selector",
+		"-metrics", "-verify", `(default "full")`, "-version"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("bench -h lacks %q", want)
 		}
@@ -137,8 +177,12 @@ func TestDefaultsAndValues(t *testing.T) {
 		t.Errorf("formatSize %q", s)
 	}
 	c := mustParse(t, "bench", "-buffer-timeout", "0").resultsConfig()
-	if c.BufferTimeout != "0" || c.Channels != 64 || c.Verification == "" {
+	if c.BufferTimeout != "0" || c.Channels != 64 || c.Verification == "" || c.Verify != "full" {
 		t.Errorf("config %+v", c)
+	}
+	c = mustParse(t, "bench", "-verify", "sampled").resultsConfig()
+	if c.Verify != "sampled" || !strings.HasPrefix(c.Verification, "sampled:") {
+		t.Errorf("-verify sampled: config %+v", c)
 	}
 }
 

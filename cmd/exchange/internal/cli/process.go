@@ -25,7 +25,8 @@ func handshakeTimeout(wait time.Duration) time.Duration {
 // runServe hosts the producer partitions until every consumer is done.
 func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Writer, log zerolog.Logger) int {
 	name := o.transports.items[0]
-	f, err := processFactory(o, hooks, handshakeTimeout(10*time.Second))
+	contact := newFirstContact()
+	f, err := processFactory(o, hooks.withFirstContact(contact), handshakeTimeout(10*time.Second))
 	if err != nil {
 		fmt.Fprintf(stderr, "exchange serve: %v\n", err)
 		return ExitFailed
@@ -36,6 +37,7 @@ func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 		Transport:     f,
 		ListenAddr:    o.listen,
 		Logger:        log,
+		Metrics:       o.metrics.registerer(nil),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "exchange serve: %v\n", err)
@@ -56,20 +58,47 @@ func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 		producers[w] = workload.NewProducer(workload.ProducerConfig{
 			Writer: w, Writers: o.writers, Readers: o.readers, Selector: o.selector,
 			RecordSize: o.recordSize, SampleEvery: o.sampleEvery, Rate: o.recordRate, Records: perWriter[w],
-			BufferTimeout: o.bufferTimeout.d,
+			BufferTimeout: o.bufferTimeout.d, Verify: o.verify,
 		}, clock)
 	}
 	fmt.Fprintf(stdout, "listening %s %s\n", name, env.Addr())
 	if fl, ok := stdout.(interface{ Sync() error }); ok {
 		_ = fl.Sync()
 	}
+	emitted := func() int64 {
+		var n int64
+		for _, p := range producers {
+			n += p.Emitted()
+		}
+		return n
+	}
 
+	// The run, its clock and -duration start with the first consumer:
+	// records emitted before it would wait in full buffers, and their
+	// age and the idle time would be reported as the exchange's.
+	log.Info().Msg("waiting for the first consumer")
+	select {
+	case <-contact.Done():
+	case <-ctx.Done():
+		fmt.Fprintln(stderr, "exchange serve: interrupted before any consumer connected: emitted 0 records")
+		return ExitFailed
+	}
+	start := time.Now()
 	var stop atomic.Bool
 	if o.duration > 0 {
 		t := time.AfterFunc(o.duration, func() { stop.Store(true) })
 		defer t.Stop()
 	}
-	start := time.Now()
+	p := startProgress(o, stderr, "exchange serve: ", func() string {
+		el := time.Since(start).Seconds()
+		n := emitted()
+		return fmt.Sprintf("[%s %s] %.1fs  emitted %s  %.0f rec/ms", name, env.Addr(), el, si(float64(n)), float64(n)/el/1000)
+	})
+	defer p.Stop()
+	interrupted := func(what string) int {
+		fmt.Fprintf(stderr, "exchange serve: interrupted after %.2fs %s: emitted %d records\n", time.Since(start).Seconds(), what, emitted())
+		return ExitFailed
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, o.writers)
 	for w := range producers {
@@ -80,13 +109,12 @@ func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 		}()
 	}
 	wg.Wait()
-	emitted := time.Since(start)
+	emitTook := time.Since(start)
 	if err := errors.Join(errs...); err != nil {
 		if ctx.Err() != nil {
-			fmt.Fprintln(stderr, "exchange serve: interrupted before every record was emitted")
-		} else {
-			fmt.Fprintf(stderr, "exchange serve: %v\n", err)
+			return interrupted("before every record was emitted")
 		}
+		fmt.Fprintf(stderr, "exchange serve: %v\n", err)
 		return ExitFailed
 	}
 	var sent int64
@@ -95,14 +123,13 @@ func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 			sent += int64(n)
 		}
 	}
-	log.Info().Int64("records", sent).Dur("took", emitted).Msg("all records emitted; waiting for consumers")
+	log.Info().Int64("records", sent).Dur("took", emitTook).Msg("all records emitted; waiting for consumers")
 	for w, p := range parts {
 		if err := producers[w].Finish(ctx, p); err != nil {
 			if ctx.Err() != nil {
-				fmt.Fprintf(stderr, "exchange serve: interrupted: the consumers of partition %d (and maybe more) have not acknowledged their records\n", w)
-			} else {
-				fmt.Fprintf(stderr, "exchange serve: partition %d: %v\n", w, err)
+				return interrupted(fmt.Sprintf("while the consumers of partition %d (and maybe more) had not acknowledged their records", w))
 			}
+			fmt.Fprintf(stderr, "exchange serve: partition %d: %v\n", w, err)
 			return ExitFailed
 		}
 	}
@@ -113,7 +140,7 @@ func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 	case <-time.After(o.linger):
 	case <-ctx.Done():
 	}
-	fmt.Fprintf(stdout, "served %d records (%d bytes each) to %d consumers in %.2fs (%.1f rec/ms)\n",
+	fmt.Fprintf(stdout, "served %d records (%d bytes each) to %d consumers in %.2fs from the first consumer's connection (%.1f rec/ms)\n",
 		sent, o.recordSize, o.readers, total.Seconds(), float64(sent)/total.Seconds()/1000)
 	return ExitOK
 }
@@ -188,6 +215,7 @@ func runConsume(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.
 		Transport:     f,
 		ListenAddr:    consumeListen(o),
 		Logger:        log,
+		Metrics:       o.metrics.registerer(nil),
 	})
 	if err != nil {
 		return fail("%v", err)
@@ -255,7 +283,7 @@ func runConsume(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.
 	go func() { wg.Wait(); close(done) }()
 	watchdog := time.NewTimer(o.wait + hs + time.Second)
 	defer watchdog.Stop()
-	p := startProgress(stderr, func() string {
+	p := startProgress(o, stderr, "exchange consume: ", func() string {
 		var n int64
 		for _, c := range consumers {
 			n += c.Received()
@@ -295,12 +323,12 @@ wait:
 			return fail("lost the producer at %s (%s) mid-stream: %v", addr, name, cf.Err.Err)
 		}
 		if ctx.Err() != nil {
-			return fail("interrupted")
+			return interruptedConsume(stderr, consumers, elapsed, addr)
 		}
 		return fail("from producer at %s: %v", addr, firstErr)
 	}
 	if ctx.Err() != nil {
-		return fail("interrupted")
+		return interruptedConsume(stderr, consumers, elapsed, addr)
 	}
 
 	closeWait = 5 * time.Second // success: close cleanly
@@ -325,8 +353,13 @@ wait:
 		cfg.RecordRate = h.Rate
 		cfg.SampleEvery = h.SampleEvery
 	}
+	cfg.Verify = ""
 	if recordSize > 0 {
-		cfg.Verification = workload.Verification(recordSize)
+		cfg.Verify = workload.VerifyFull
+		if consumers[0].Verifier().ProducerHello().ChecksumEvery > 1 {
+			cfg.Verify = workload.VerifySampled
+		}
+		cfg.Verification = workload.Verification(recordSize, cfg.Verify)
 	}
 	r := results.Result{Transport: name, CPUSeconds: cpu}
 	if !firstAt.IsZero() {
@@ -350,3 +383,17 @@ wait:
 }
 
 var errNoProducer = errors.New("no producer")
+
+// interruptedConsume reports what arrived before SIGINT/SIGTERM: the
+// counts so far (records still in flight, and the producer's final
+// counts, are unknown, so the lost figure counts only gaps seen).
+func interruptedConsume(stderr io.Writer, consumers []*workload.Consumer, elapsed time.Duration, addr string) int {
+	var st workload.Stats
+	for _, c := range consumers {
+		s := c.Stats()
+		st.Merge(&s)
+	}
+	fmt.Fprintf(stderr, "exchange consume: interrupted after %.2fs: received %d records from %s; so far lost %d, duplicated %d, reordered %d, corrupted %d, invalid %d\n",
+		elapsed.Seconds(), st.Records, addr, st.Lost, st.Duplicated, st.Reordered, st.ChecksumFailures, st.Invalid)
+	return ExitFailed
+}

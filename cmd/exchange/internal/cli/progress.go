@@ -3,38 +3,50 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 )
 
-// progress draws one status line on stderr while a run goes on, only when
-// stderr is a terminal.
+// defaultProgressEvery is how often a run reports progress on a
+// non-terminal stderr: runs shorter than that print nothing extra.
+const defaultProgressEvery = 10 * time.Second
+
+// progress reports a run's progress on stderr: on a terminal it redraws
+// one status line every 250 ms (and clears it at the end); otherwise
+// (files, pipes, CI logs) it writes one line every o.progressEvery.
 type progress struct {
-	w    io.Writer
 	stop chan struct{}
 	done sync.WaitGroup
 }
 
-// startProgress redraws line() every 250 ms until stop is called; a no-op
-// when w is not a terminal.
-func startProgress(w io.Writer, line func() string) *progress {
-	p := &progress{w: w, stop: make(chan struct{})}
-	f, ok := w.(*os.File)
-	if !ok || !isTerminal(f.Fd()) {
+// startProgress reports line() until Stop. prefix starts the
+// non-terminal lines (e.g. "exchange bench: ").
+func startProgress(o *options, w io.Writer, prefix string, line func() string) *progress {
+	p := &progress{stop: make(chan struct{})}
+	every, tty := o.progressEvery, o.stderrTTY
+	if tty {
+		every = 250 * time.Millisecond
+	}
+	if every <= 0 {
 		return p
 	}
 	p.done.Add(1)
 	go func() {
 		defer p.done.Done()
-		t := time.NewTicker(250 * time.Millisecond)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
-				fmt.Fprintf(w, "\r\x1b[K%s", line())
+				if tty {
+					fmt.Fprintf(w, "\r\x1b[K%s", line())
+				} else {
+					fmt.Fprintf(w, "%s%s\n", prefix, line())
+				}
 			case <-p.stop:
-				fmt.Fprint(w, "\r\x1b[K")
+				if tty {
+					fmt.Fprint(w, "\r\x1b[K")
+				}
 				return
 			}
 		}
@@ -42,7 +54,7 @@ func startProgress(w io.Writer, line func() string) *progress {
 	return p
 }
 
-// Stop clears the line.
+// Stop ends the reports (and clears the terminal line).
 func (p *progress) Stop() {
 	close(p.stop)
 	p.done.Wait()

@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
+	"sync"
 	"time"
+
+	"golang.org/x/net/ipv4"
 
 	"github.com/qexchange/qexchange/bench/raw"
 	"github.com/qexchange/qexchange/exchange"
@@ -26,6 +30,9 @@ type Hooks struct {
 	// TCPCongestion is TCP_CONGESTION for tcp and raw-tcp sockets (""
 	// keeps the kernel's default).
 	TCPCongestion string
+	// ProgressEvery is the interval of the one-line progress reports on
+	// a non-terminal stderr (0: every 10 s); tests shorten it.
+	ProgressEvery time.Duration
 	// Client, if set, creates the sockets of the consumer side (the
 	// consumer environment, the raw baselines' reading side) while the
 	// fields above serve the producer side: on the emulated link the two
@@ -186,4 +193,116 @@ func (o *options) benchTLS() (*tlsMaterial, error) {
 		}
 	}
 	return nil, nil
+}
+
+// firstContact is closed when the first peer reaches a serve node: the
+// first accepted TCP connection, or the first UDP datagram received by
+// QUIC. serve starts emitting (and its clock) then, so a consumer that
+// comes late neither finds buffers full of records stamped long ago nor
+// makes the wait count as the exchange's time.
+type firstContact struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newFirstContact() *firstContact { return &firstContact{ch: make(chan struct{})} }
+
+func (f *firstContact) signal() { f.once.Do(func() { close(f.ch) }) }
+
+// Done is closed at the first contact.
+func (f *firstContact) Done() <-chan struct{} { return f.ch }
+
+// withFirstContact returns h with its listening sockets wrapped to signal
+// f. The sockets keep their concrete capabilities: the TCP listener
+// returns the accepted *net.TCPConn itself, and a *net.UDPConn keeps every
+// method quic-go uses for its fast paths (GSO, ECN, recvmmsg through
+// ReadBatch).
+func (h Hooks) withFirstContact(f *firstContact) Hooks {
+	listen := h.Listen
+	if listen == nil {
+		lc := net.ListenConfig{KeepAlive: -1} // the transport sets it per connection
+		listen = func(network, addr string) (net.Listener, error) {
+			return lc.Listen(context.Background(), network, addr)
+		}
+	}
+	h.Listen = func(network, addr string) (net.Listener, error) {
+		ln, err := listen(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &contactListener{Listener: ln, f: f}, nil
+	}
+	listenPacket := h.ListenPacket
+	if listenPacket == nil {
+		listenPacket = net.ListenPacket
+	}
+	h.ListenPacket = func(network, addr string) (net.PacketConn, error) {
+		pc, err := listenPacket(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if u, ok := pc.(*net.UDPConn); ok {
+			return &contactUDPConn{UDPConn: u, batch: ipv4.NewPacketConn(u), f: f}, nil
+		}
+		return &contactPacketConn{PacketConn: pc, f: f}, nil
+	}
+	return h
+}
+
+type contactListener struct {
+	net.Listener
+	f *firstContact
+}
+
+func (l *contactListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.f.signal()
+	}
+	return c, err
+}
+
+// contactUDPConn is a *net.UDPConn that signals its first datagram.
+type contactUDPConn struct {
+	*net.UDPConn
+	batch *ipv4.PacketConn
+	f     *firstContact
+}
+
+// ReadBatch is what quic-go reads with on Linux (recvmmsg).
+func (c *contactUDPConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
+	n, err := c.batch.ReadBatch(ms, flags)
+	if n > 0 {
+		c.f.signal()
+	}
+	return n, err
+}
+
+func (c *contactUDPConn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
+	n, oobn, flags, addr, err = c.UDPConn.ReadMsgUDP(b, oob)
+	if err == nil {
+		c.f.signal()
+	}
+	return n, oobn, flags, addr, err
+}
+
+func (c *contactUDPConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := c.UDPConn.ReadFrom(b)
+	if err == nil {
+		c.f.signal()
+	}
+	return n, addr, err
+}
+
+type contactPacketConn struct {
+	net.PacketConn
+	f *firstContact
+}
+
+func (c *contactPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := c.PacketConn.ReadFrom(b)
+	if err == nil {
+		c.f.signal()
+	}
+	return n, addr, err
 }
