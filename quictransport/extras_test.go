@@ -2,6 +2,7 @@ package quictransport_test
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"os"
 	"path/filepath"
@@ -138,6 +139,13 @@ func TestExtraProtocolAndQlog(t *testing.T) {
 	if err != nil || string(got) != "ping" {
 		t.Fatalf("echo: %q, %v", got, err)
 	}
+	// DialQUIC takes the caller's TLS material (as rpc.Config.DialQUIC).
+	own := &tls.Config{Certificates: []tls.Certificate{*cfg.Certificate}, InsecureSkipVerify: true, NextProtos: []string{"echo/1"}}
+	c2, err := tr.DialQUIC(ctx, prod.Addr(), own, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.CloseWithError(0, "done")
 	if _, err := tr.DialProtocol(ctx, prod.Addr(), "nosuch/1"); err == nil {
 		t.Fatal("a protocol the peer does not serve was accepted")
 	}

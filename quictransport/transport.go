@@ -3,6 +3,7 @@ package quictransport
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -342,9 +343,20 @@ func (t *Transport) dial(ctx context.Context, addr, alpn string) (*quic.Conn, er
 	if err != nil {
 		return nil, fmt.Errorf("quictransport: bad address %q: %w", addr, err)
 	}
+	return t.DialQUIC(ctx, addr, t.tls.clientConfig(host, alpn), t.quicConfig(false))
+}
+
+// DialQUIC dials addr over the node's UDP socket with the caller's TLS
+// and QUIC configuration, for another protocol whose peers serve it
+// through Config.ExtraProtocols (its signature is rpc.Config.DialQUIC's).
+// The TLS configuration must offer that protocol's ALPN.
+func (t *Transport) DialQUIC(ctx context.Context, addr string, tlsConf *tls.Config, quicConf *quic.Config) (*quic.Conn, error) {
+	if t.isClosed() {
+		return nil, exchange.ErrClosed
+	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, err
 	}
-	return t.tr.Dial(ctx, ua, t.tls.clientConfig(host, alpn), t.quicConfig(false))
+	return t.tr.Dial(ctx, ua, tlsConf, quicConf)
 }
