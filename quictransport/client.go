@@ -218,7 +218,8 @@ func (s *clientStream) readHello(fr *frameReader) error {
 	return err
 }
 
-// clientAccepts: the messages a producer may send on a stream.
+// clientAccepts: the messages a producer may send on a stream (after
+// its Hello).
 func clientAccepts(id wire.MsgID) bool {
 	switch id {
 	case wire.IDBufferResponse, wire.IDBacklogAnnouncement, wire.IDErrorResponse:

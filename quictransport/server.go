@@ -120,14 +120,9 @@ func newServerStream(t *Transport, w *connWriter, str *quic.Stream, peer string,
 	}
 }
 
-// serverAccepts: the messages a consumer may send on a stream.
-func serverAccepts(id wire.MsgID) bool {
-	switch id {
-	case wire.IDBufferResponse, wire.IDErrorResponse, wire.IDBacklogAnnouncement:
-		return false
-	}
-	return true
-}
+// serverAccepts: the messages a consumer may send on a stream (all but
+// a producer's).
+func serverAccepts(id wire.MsgID) bool { return !clientAccepts(id) }
 
 func (s *serverStream) serve() {
 	opts := s.t.opts

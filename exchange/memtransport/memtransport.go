@@ -83,8 +83,15 @@ func (t *Transport) OpenChannel(ctx context.Context, addr string, req exchange.C
 	}
 	l := &link{Channel: chanproto.NewChannel(h, req, addr, c.q, t.opts), c: c}
 	c.mu.Lock()
-	c.chans[l.Receiver] = l.Channel
+	_, dup := c.chans[l.Receiver]
+	if !dup {
+		c.chans[l.Receiver] = l.Channel
+	}
 	c.mu.Unlock()
+	if dup {
+		t.peers.Release(c)
+		return nil, fmt.Errorf("%w: memtransport: receiver %s is already open to %s", exchange.ErrAlreadyConsumed, l.Receiver, addr)
+	}
 	if err := c.q.Request(l.Channel, req.Subpartition, req.InitialCredit); err != nil {
 		l.Close()
 		return nil, err
@@ -238,12 +245,7 @@ func (c *conn) handle(ch *chanproto.Channel, m wire.Message) {
 	o := c.outs[id]
 	c.mu.Unlock()
 	switch m := m.(type) {
-	case *wire.PartitionRequest:
-		if o != nil {
-			c.forget(ch)
-			ch.Fail(&exchange.RemoteError{Peer: c.peer, Channel: exchange.ChannelID(id), Message: "duplicate receiver id"})
-			return
-		}
+	case *wire.PartitionRequest: // receiver ids are unique on the connection (OpenChannel)
 		o = chanproto.NewOutbound(id, m.PartitionID, c.client.Addr(), c.server.opts, c.client.opts.EffectiveMaxFrameSize(), c.sched.Ready)
 		c.mu.Lock()
 		c.outs[id] = o
