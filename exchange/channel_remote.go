@@ -40,7 +40,7 @@ func newRemoteChannel(g *InputGate, i int, spec ChannelSpec) *remoteChannel {
 		g: g, idx: i, spec: spec, cid: NewChannelID(),
 		d:     deserializer{maxRecord: g.env.cfg.MaxRecordSize},
 		rc:    credit.NewReceiver(g.cfg.ExclusiveBuffers),
-		retry: backoff{next: g.cfg.InitialBackoff, max: g.cfg.MaxBackoff},
+		retry: newBackoff(g.cfg),
 	}
 	for range g.cfg.ExclusiveBuffers {
 		// The exclusive pool's minimum covers every channel: cannot fail.
