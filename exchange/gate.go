@@ -52,6 +52,20 @@ type GateConfig struct {
 	// with an error naming the address (a *PartitionNotFoundError or an
 	// *exchange.ConnectionError).
 	PartitionRequestTimeout time.Duration
+	// PartitionStateChecker, if set, is asked when a partition request
+	// gets PartitionNotFound (Flink's requestPartitionState): a nil error
+	// keeps retrying with backoff, an error fails the channel at once
+	// with it. Nil: retry blind as above.
+	PartitionStateChecker PartitionStateChecker
+}
+
+// PartitionStateChecker asks a coordinator about a partition's producer
+// (package rpc/partitionstate implements it).
+type PartitionStateChecker interface {
+	// CheckPartitionState returns nil while the producer may still come
+	// (deploying, running, unknown, or no answer), and the reason to
+	// give up otherwise (the producer failed, the partition was released).
+	CheckPartitionState(ctx context.Context, partition PartitionID) error
 }
 
 // Element is what InputGate.Next returns: a record or an event, and the
