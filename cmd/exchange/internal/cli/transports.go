@@ -13,7 +13,6 @@ import (
 	"github.com/qexchange/qexchange/bench/raw"
 	"github.com/qexchange/qexchange/exchange"
 	"github.com/qexchange/qexchange/exchange/memtransport"
-	"github.com/qexchange/qexchange/exchange/wire"
 	"github.com/qexchange/qexchange/quictransport"
 	"github.com/qexchange/qexchange/tcptransport"
 )
@@ -112,12 +111,7 @@ func tcpConfig(h Hooks, ts transportSettings) tcptransport.Config {
 
 // applyQUICSettings sets -connections and -qlog on a QUIC configuration.
 func applyQUICSettings(c *quictransport.Config, ts transportSettings) {
-	// LEAD: enable once quictransport.Config has these fields (helper
-	// proto); until then QUIC runs on one connection and writes no qlog,
-	// although both flags are validated and recorded in the JSON.
-	// c.ConnectionsPerNode, c.QlogDir = ts.connections, ts.qlogDir
-	_ = c
-	_ = ts
+	c.ConnectionsPerNode, c.QlogDir = ts.connections, ts.qlogDir
 }
 
 // rawTCPOptions: the producer side listens and writes, the consumer side
@@ -133,7 +127,7 @@ func rawQUICOptions(m *tlsMaterial, segmentSize int, h Hooks) raw.QUICOptions {
 		Addr:         h.ProducerListen,
 		Certificate:  m.cert, Pin: m.pin,
 		// quictransport's defaults for this segment size.
-		StreamReceiveWindow: max(quictransport.DefaultStreamReceiveWindow, 64*uint64(wire.MaxFrameSizeFor(segmentSize))),
+		StreamReceiveWindow: quictransport.StreamReceiveWindowFor(segmentSize),
 		UDPBufferSize:       quictransport.DefaultUDPBufferSize,
 	}
 	if h.Client != nil {
