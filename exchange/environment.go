@@ -32,6 +32,12 @@ type Config struct {
 	// ListenAddr is the transport's listen address (default
 	// "127.0.0.1:0").
 	ListenAddr string
+	// AdvertiseAddr is the address peers should dial to reach this node
+	// (host:port), when it differs from the listening one (NAT,
+	// containers). Empty: the listening address, with a wildcard host
+	// (":0", "0.0.0.0", "[::]") replaced by an address of this host's
+	// interfaces; Addr never reports a wildcard.
+	AdvertiseAddr string
 	// Logger receives the node's logs (default: disabled).
 	Logger zerolog.Logger
 	// Metrics, if set, receives the node's collector (see metrics.go for
@@ -51,6 +57,7 @@ type Environment struct {
 	pool       *NetworkBufferPool
 	partitions *partitionManager
 	transport  Transport
+	addr       string // what Addr reports: advertised, never a wildcard
 
 	mu        sync.Mutex
 	gates     map[*InputGate]struct{}
@@ -99,18 +106,18 @@ func NewEnvironment(ctx context.Context, cfg Config) (*Environment, error) {
 			e.stopMetrics()
 			return nil, err
 		}
+		if e.addr, err = advertisedAddr(cfg.AdvertiseAddr, t.Addr()); err != nil {
+			t.Close()
+			e.stopMetrics()
+			return nil, err
+		}
 		e.transport = t
 	}
 	return e, nil
 }
 
 // Addr is the transport's address, for ChannelSpec.Addr on other nodes.
-func (e *Environment) Addr() string {
-	if e.transport == nil {
-		return ""
-	}
-	return e.transport.Addr()
-}
+func (e *Environment) Addr() string { return e.addr }
 
 // Transport is the node's transport (nil without one).
 func (e *Environment) Transport() Transport { return e.transport }

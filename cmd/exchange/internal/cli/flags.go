@@ -170,6 +170,7 @@ type options struct {
 	// serve / consume
 	job         string
 	listen      string
+	advertise   string
 	connect     string
 	wait        time.Duration
 	linger      time.Duration
@@ -243,6 +244,7 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		o.transports.items = []string{tTCP}
 		fs.Var(&o.transports, "transport", "transport: tcp or quic")
 		fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "address to listen on (port 0: any free port; the address is printed)")
+		fs.StringVar(&o.advertise, "advertise", "", "host:port consumers should dial, when not the listening address (NAT, containers); default: the listening address, a wildcard host replaced by this host's")
 		fs.Int64Var(&o.records, "records", 1_000_000, "records to emit in total over all writers (0: until -duration)")
 		fs.DurationVar(&o.duration, "duration", 0, "stop emitting after this long (0: no limit)")
 		fs.DurationVar(&o.linger, "linger", 500*time.Millisecond, "after every consumer acknowledged its records, wait this long for the last EndOfPartition events to go out before closing")

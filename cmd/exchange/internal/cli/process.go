@@ -36,6 +36,7 @@ func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 		SegmentSize:   int(o.segmentSize.n),
 		Transport:     f,
 		ListenAddr:    o.listen,
+		AdvertiseAddr: o.advertise,
 		Logger:        log,
 		Metrics:       o.metrics.registerer(nil),
 	})
@@ -61,7 +62,7 @@ func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 			BufferTimeout: o.bufferTimeout.d, Verify: o.verify,
 		}, clock)
 	}
-	fmt.Fprintf(stdout, "listening %s %s\n", name, env.Addr())
+	fmt.Fprintf(stdout, "listening %s %s\n", name, env.Addr()) // the address consumers dial: never a wildcard
 	if fl, ok := stdout.(interface{ Sync() error }); ok {
 		_ = fl.Sync()
 	}
