@@ -80,6 +80,7 @@ func (c *remoteChannel) open() {
 		InitialCredit: c.rc.InitialCredit(),
 	}
 	link, err := c.g.env.transport.OpenChannel(c.g.ctx, c.spec.Addr, req, c)
+	c.g.count(&c.g.requests)
 	c.mu.Lock()
 	c.opening = false
 	if c.released {
@@ -233,6 +234,7 @@ func (c *remoteChannel) OnError(err error) {
 			}
 			c.timer = time.AfterFunc(d, next)
 			c.mu.Unlock()
+			c.g.count(&c.g.retries)
 			if link != nil {
 				link.Close()
 			}

@@ -169,6 +169,10 @@ type InputGate struct {
 	metered bool
 	seq     int64 // the gate's number in its environment, a metrics label
 	in      [2]struct{ bytes, buffers atomic.Int64 }
+	// Partition requests sent, retried, and channel failures by class
+	// (failureClasses), for metrics.
+	requests, retries atomic.Int64
+	failed            [len(failureClasses)]atomic.Int64
 
 	closeOnce sync.Once
 }
@@ -392,6 +396,9 @@ func (g *InputGate) failChannel(i int, err error) error {
 	}
 	ce := &ChannelError{Index: i, Channel: ch.id(), Err: err}
 	g.failures = append(g.failures, ce)
+	if g.metered {
+		g.failed[failureClass(err)].Add(1)
+	}
 	return ce
 }
 

@@ -1,8 +1,10 @@
 package exchange
 
 import (
+	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +33,7 @@ type envMetrics struct {
 	outPoolUsage, outQueue, bpSeconds, bpMsPerSec *prometheus.Desc
 	bytesOut, buffersOut                          *prometheus.Desc
 	inPoolUsage, bytesIn, buffersIn, gateChannels *prometheus.Desc
+	inQueue, credit, requests, retries, failures  *prometheus.Desc
 
 	// backPressuredTimeMsPerSecond is a rate over the time since the
 	// previous sample of each partition, resampled once a second at most
@@ -63,6 +66,11 @@ func newEnvMetrics(e *Environment, reg prometheus.Registerer) (*envMetrics, erro
 		bytesIn:         d("num_bytes_in_total", "Data bytes the gate took from its channels (Flink's numBytesIn), local or remote.", "gate", "locality"),
 		buffersIn:       d("num_buffers_in_total", "Data buffers the gate took from its channels (Flink's numBuffersIn), local or remote.", "gate", "locality"),
 		gateChannels:    d("gate_channels", "Input channels of the gate.", "gate"),
+		inQueue:         d("input_queue_length", "Buffers received by the gate's remote channels and not yet read (Flink's inputQueueLength).", "gate"),
+		credit:          d("credit_available", "Credit the gate's remote channels announced and their producers have not used yet.", "gate"),
+		requests:        d("partition_requests_total", "Partition requests the gate's remote channels sent, retries included.", "gate"),
+		retries:         d("partition_request_retries_total", "Partition requests retried after PartitionNotFound or a refused connection.", "gate"),
+		failures:        d("channel_failures_total", "Input channels that failed, by class of error.", "gate", "class"),
 		samples:         make(map[*ResultPartition]bpSample),
 	}
 	if err := reg.Register(m); err != nil {
@@ -78,6 +86,7 @@ func (m *envMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		m.networkUsage, m.networkSegments, m.outPoolUsage, m.outQueue, m.bpSeconds, m.bpMsPerSec,
 		m.bytesOut, m.buffersOut, m.inPoolUsage, m.bytesIn, m.buffersIn, m.gateChannels,
+		m.inQueue, m.credit, m.requests, m.retries, m.failures,
 	} {
 		ch <- d
 	}
@@ -147,6 +156,14 @@ func (m *envMetrics) Collect(ch chan<- prometheus.Metric) {
 			counter(m.buffersIn, float64(g.in[loc].buffers.Load()), id, name)
 		}
 		gauge(m.gateChannels, float64(len(g.channels)), id)
+		queued, credit := remoteChannelState(g)
+		gauge(m.inQueue, float64(queued), id)
+		gauge(m.credit, float64(credit), id)
+		counter(m.requests, float64(g.requests.Load()), id)
+		counter(m.retries, float64(g.retries.Load()), id)
+		for i, c := range failureClasses {
+			counter(m.failures, float64(g.failed[i].Load()), id, c.name)
+		}
 	}
 }
 
@@ -155,4 +172,50 @@ func ratio(n, of int) float64 {
 		return 0
 	}
 	return float64(n) / float64(of)
+}
+
+// failureClasses label channel failures in metrics, by the sentinel the
+// error wraps; the last is everything else.
+var failureClasses = [...]struct {
+	name string
+	err  error
+}{
+	{"partition_not_found", ErrPartitionNotFound},
+	{"connection_lost", ErrConnectionLost},
+	{"protocol", ErrProtocol},
+	{"remote", ErrRemote},
+	{"already_consumed", ErrAlreadyConsumed},
+	{"closed", ErrClosed},
+	{"other", nil},
+}
+
+func failureClass(err error) int {
+	for i, c := range failureClasses {
+		if c.err == nil || errors.Is(err, c.err) {
+			return i
+		}
+	}
+	return len(failureClasses) - 1
+}
+
+// count adds one to a gate counter when metrics are on.
+func (g *InputGate) count(c *atomic.Int64) {
+	if g.metered {
+		c.Add(1)
+	}
+}
+
+// remoteChannelState sums, over a gate's remote channels, the buffers
+// received and not yet taken by Next, and the credit announced to the
+// producers and not yet used.
+func remoteChannelState(g *InputGate) (queued, credit int) {
+	for _, ch := range g.channels {
+		if c, ok := ch.(*remoteChannel); ok {
+			c.mu.Lock()
+			queued += c.received.len()
+			credit += c.rc.Available()
+			c.mu.Unlock()
+		}
+	}
+	return queued, credit
 }
