@@ -1,0 +1,328 @@
+package exchange_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/transporttest"
+)
+
+// TestConcurrentFlushEmitRelease runs the writer's fast path against
+// everything that may touch its segments from other goroutines: the
+// flusher (1 ms), explicit Flush and FlushSubpartition calls, a reader, and
+// finally Release while the writer is still emitting or blocked on
+// buffers. Under -race it checks that no write position is shared without
+// synchronisation; after it, every buffer must be back in the pool and
+// every record read must be intact and in order.
+func TestConcurrentFlushEmitRelease(t *testing.T) {
+	for _, subs := range []int{100, 4096} {
+		t.Run(fmt.Sprintf("subpartitions=%d", subs), func(t *testing.T) { testConcurrentFlushEmitRelease(t, subs) })
+	}
+}
+
+func testConcurrentFlushEmitRelease(t *testing.T, subs int) {
+	checkG := transporttest.CheckGoroutines(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env, err := exchange.NewEnvironment(ctx, exchange.Config{SegmentSize: 4096, NetworkMemory: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: subs, BufferTimeout: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A reader on a few channels; the others fill up, so the writer ends
+	// up blocked on buffers unless Release comes first.
+	read := min(subs, 16)
+	specs := make([]exchange.ChannelSpec, read)
+	for i := range specs {
+		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: i}
+	}
+	g, err := env.CreateInputGate(exchange.GateConfig{Channels: specs})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	emitted := make(chan struct{})
+	writerDone := make(chan error, 1)
+	go func() {
+		rec := make([]byte, 8)
+		for i := 0; ; i++ {
+			sub := i % subs
+			binary.BigEndian.PutUint64(rec, uint64(i/subs))
+			if err := p.EmitTo(ctx, sub, rec); err != nil {
+				writerDone <- err
+				return
+			}
+			if i == 20*subs {
+				close(emitted)
+			}
+		}
+	}()
+	stopFlushing := make(chan struct{})
+	var flushers sync.WaitGroup
+	flushers.Add(1)
+	go func() {
+		defer flushers.Done()
+		for k := 0; ; k++ {
+			select {
+			case <-stopFlushing:
+				return
+			default:
+			}
+			if k%2 == 0 {
+				p.Flush()
+			} else if err := p.FlushSubpartition(k % subs); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	readerDone := make(chan int, 1)
+	go func() {
+		next := make([]uint64, read)
+		n := 0
+		for {
+			e, err := g.Next(ctx)
+			if err != nil {
+				readerDone <- n
+				return
+			}
+			if e.Event != nil {
+				continue
+			}
+			if got := binary.BigEndian.Uint64(e.Record); len(e.Record) != 8 || got != next[e.Channel] {
+				t.Errorf("channel %d: record %d (%d bytes), want %d", e.Channel, got, len(e.Record), next[e.Channel])
+				readerDone <- n
+				return
+			}
+			next[e.Channel]++
+			n++
+		}
+	}()
+
+	select {
+	case <-emitted:
+	case err := <-writerDone:
+		t.Fatalf("writer stopped early: %v", err)
+	}
+	p.Release()
+	if err := <-writerDone; !errors.Is(err, exchange.ErrClosed) {
+		t.Fatalf("writer after Release: %v, want ErrClosed", err)
+	}
+	close(stopFlushing)
+	flushers.Wait()
+	g.Close()
+	if n := <-readerDone; n == 0 {
+		t.Error("the reader got no record before Release")
+	}
+	env.Close()
+	transporttest.CheckPools(t, env)
+	checkG()
+}
+
+// TestReleaseWithBlockedWriter: a writer waiting for buffers lets go of
+// the partition, so Release from another goroutine returns every buffer
+// and the writer gets ErrClosed.
+func TestReleaseWithBlockedWriter(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := localEnv(t, exchange.Config{SegmentSize: 4096})
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 2, MinBuffers: 2, MaxBuffers: 3, BufferTimeout: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writerDone := make(chan error, 1)
+	go func() {
+		rec := make([]byte, 1000)
+		for i := 0; ; i++ {
+			if err := p.EmitTo(ctx, i%2, rec); err != nil {
+				writerDone <- err
+				return
+			}
+		}
+	}()
+	// The writer is blocked once the backpressure clock runs.
+	for p.BufferPool().BackpressuredTime() == 0 {
+		select {
+		case err := <-writerDone:
+			t.Fatalf("writer ended before blocking: %v", err)
+		case <-time.After(time.Millisecond): // bounded poll of a metric, not synchronisation of data
+		}
+	}
+	p.Release()
+	if err := <-writerDone; !errors.Is(err, exchange.ErrClosed) {
+		t.Fatalf("blocked writer after Release: %v, want ErrClosed", err)
+	}
+	if n := env.BufferPool().Outstanding(); n != 0 {
+		t.Fatalf("%d buffers outstanding after Release", n)
+	}
+}
+
+// TestReleaseWithIdleWriter: partially filled segments of a writer that
+// stopped writing (4096 of them) go back to the pool when another
+// goroutine releases the partition.
+func TestReleaseWithIdleWriter(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := localEnv(t, exchange.Config{SegmentSize: 4096, NetworkMemory: 64 << 20})
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 4096, BufferTimeout: exchange.FlushFullBuffersOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 * 4096 {
+		if err := p.EmitTo(ctx, i%4096, []byte("idle")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := env.BufferPool().Outstanding(); n < 4096 {
+		t.Fatalf("%d buffers in use, want one per subpartition", n)
+	}
+	released := make(chan struct{})
+	go func() {
+		p.Release()
+		close(released)
+	}()
+	<-released
+	if n := env.BufferPool().Outstanding(); n != 0 {
+		t.Fatalf("%d buffers outstanding after Release", n)
+	}
+	if err := p.EmitTo(ctx, 0, []byte("late")); !errors.Is(err, exchange.ErrClosed) {
+		t.Fatalf("EmitTo after Release: %v, want ErrClosed", err)
+	}
+}
+
+// TestIdleWriterFlushedAt4096: the flusher makes the records of a writer
+// that has stopped writing readable, in a partition of 4096
+// subpartitions.
+func TestIdleWriterFlushedAt4096(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := localEnv(t, exchange.Config{SegmentSize: 4096, NetworkMemory: 64 << 20})
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 4096, BufferTimeout: 2 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	chans := []int{0, 1, 2047, 4095}
+	specs := make([]exchange.ChannelSpec, len(chans))
+	for i, c := range chans {
+		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: c}
+	}
+	g, err := env.CreateInputGate(exchange.GateConfig{Channels: specs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, c := range chans {
+		for k := range 3 {
+			if err := p.EmitTo(ctx, c, []byte{byte(c), byte(k)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got := make([]int, len(chans))
+	for range 3 * len(chans) {
+		e, err := g.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %v records: %v", got, err)
+		}
+		c := chans[e.Channel]
+		if len(e.Record) != 2 || e.Record[0] != byte(c) || int(e.Record[1]) != got[e.Channel] {
+			t.Fatalf("channel %d: record %v, want [%d %d]", e.Channel, e.Record, byte(c), got[e.Channel])
+		}
+		got[e.Channel]++
+	}
+}
+
+// TestFlushEveryRecordDeliversEachRecord: with FlushEveryRecord a reader
+// gets each record before the writer writes the next one, unicast and
+// broadcast.
+func TestFlushEveryRecordDeliversEachRecord(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := localEnv(t, exchange.Config{})
+	const subs = 4
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: subs, BufferTimeout: exchange.FlushEveryRecord})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	specs := make([]exchange.ChannelSpec, subs)
+	for i := range specs {
+		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: i}
+	}
+	g, err := env.CreateInputGate(exchange.GateConfig{Channels: specs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for i := range 40 {
+		rec := []byte{byte(i)}
+		if err := p.EmitTo(ctx, i%subs, rec); err != nil {
+			t.Fatal(err)
+		}
+		e, err := g.Next(ctx)
+		if err != nil || e.Channel != i%subs || len(e.Record) != 1 || e.Record[0] != byte(i) {
+			t.Fatalf("record %d: channel %d %v, %v", i, e.Channel, e.Record, err)
+		}
+	}
+	for i := range 10 {
+		if err := p.BroadcastRecord(ctx, []byte{byte(100 + i)}); err != nil {
+			t.Fatal(err)
+		}
+		seen := make([]bool, subs)
+		for range subs {
+			e, err := g.Next(ctx)
+			if err != nil || len(e.Record) != 1 || e.Record[0] != byte(100+i) || seen[e.Channel] {
+				t.Fatalf("broadcast %d: channel %d %v, %v", i, e.Channel, e.Record, err)
+			}
+			seen[e.Channel] = true
+		}
+	}
+}
+
+// TestNextAfterCloseMidBuffer: Close while Next is in the middle of a
+// buffer returns the buffer; Next then reports ErrClosed, not the records
+// left in it.
+func TestNextAfterCloseMidBuffer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := localEnv(t, exchange.Config{})
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: exchange.FlushFullBuffersOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	g, err := env.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if err := p.EmitTo(ctx, 0, []byte("12345678")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Flush()
+	for range 10 {
+		if e, err := g.Next(ctx); err != nil || string(e.Record) != "12345678" {
+			t.Fatalf("Next: %q, %v", e.Record, err)
+		}
+	}
+	closed := make(chan struct{})
+	go func() {
+		g.Close()
+		close(closed)
+	}()
+	<-closed
+	if _, err := g.Next(ctx); !errors.Is(err, exchange.ErrClosed) {
+		t.Fatalf("Next after Close: %v, want ErrClosed", err)
+	}
+}
