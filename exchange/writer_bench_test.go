@@ -14,16 +14,21 @@ import (
 )
 
 // benchEmit measures one RecordWriter emitting records round-robin into
-// 100 subpartitions, drained in the same process by a gate of 100 local
+// subs subpartitions, drained in the same process by a gate of subs local
 // channels (no copy, no network): the cost of the model's hot path.
-func benchEmit(b *testing.B, recordSize int, metrics prometheus.Registerer) {
+func benchEmit(b *testing.B, recordSize, subs int, metrics prometheus.Registerer) {
 	ctx := context.Background()
-	env, err := exchange.NewEnvironment(ctx, exchange.Config{NetworkMemory: 64 << 20, Metrics: metrics})
+	cfg := exchange.Config{NetworkMemory: 64 << 20, Metrics: metrics}
+	if need := int64(2*subs+8) * exchange.DefaultSegmentSize; need > cfg.NetworkMemory {
+		// The partition's default maximum of buffers, with segments of
+		// the same size as at 100 subpartitions (269 MB at 4096).
+		cfg.NetworkMemory = need
+	}
+	env, err := exchange.NewEnvironment(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer env.Close()
-	const subs = 100
 	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: subs, BufferTimeout: 100 * time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
@@ -74,12 +79,16 @@ func benchEmit(b *testing.B, recordSize int, metrics prometheus.Registerer) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
-func BenchmarkEmit8B(b *testing.B)   { benchEmit(b, 8, nil) }
-func BenchmarkEmit1KiB(b *testing.B) { benchEmit(b, 1024, nil) }
+func BenchmarkEmit8B(b *testing.B)   { benchEmit(b, 8, 100, nil) }
+func BenchmarkEmit1KiB(b *testing.B) { benchEmit(b, 1024, 100, nil) }
+
+// BenchmarkEmit8B4096 is BenchmarkEmit8B with 4096 subpartitions: the
+// cost per record must not grow with them.
+func BenchmarkEmit8B4096(b *testing.B) { benchEmit(b, 8, 4096, nil) }
 
 // BenchmarkEmit8BMetrics is BenchmarkEmit8B with metrics on: the same
 // 0 allocs per record, and the cost of per-buffer counting.
-func BenchmarkEmit8BMetrics(b *testing.B) { benchEmit(b, 8, prometheus.NewRegistry()) }
+func BenchmarkEmit8BMetrics(b *testing.B) { benchEmit(b, 8, 100, prometheus.NewRegistry()) }
 
 // TestEmitAllocatesNothing is the allocation claim as a test: emitting a
 // record into open buffers allocates nothing.
