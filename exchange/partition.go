@@ -241,26 +241,73 @@ func (p *ResultPartition) EmitTo(ctx context.Context, sub int, record []byte) er
 		return fmt.Errorf("%w: subpartition %d of %d", ErrSubpartitionOutOfRange, sub, len(p.subs))
 	}
 	p.wmu.Lock()
-	// Fast path: the record and its length fit in the open segment,
-	// without filling it. Nothing is published: the bytes become readable
-	// when the segment fills or a flush publishes seg.pos.
-	if seg := p.current[sub]; seg != nil && p.writableFast(record) {
-		w := int(seg.pos)
-		if end := w + 4 + len(record); end < len(seg.data) {
-			binary.BigEndian.PutUint32(seg.data[w:], uint32(len(record)))
-			copy(seg.data[w+4:end], record)
-			seg.pos = int32(end)
-			if p.timeout == FlushEveryRecord {
-				seg.publish()
-				p.subs[sub].flush()
-			}
-			p.wmu.Unlock()
-			return nil
-		}
+	var err error
+	if !p.appendFast(sub, record) {
+		err = p.emitSlow(ctx, sub, record)
 	}
-	err := p.emitSlow(ctx, sub, record)
 	p.wmu.Unlock()
 	return err
+}
+
+// appendFast is the per-record fast path (wmu held): the record and its
+// length fit in sub's open segment without filling it. Nothing is
+// published: the bytes become readable when the segment fills or a flush
+// publishes seg.pos. False leaves everything to emitSlow.
+func (p *ResultPartition) appendFast(sub int, record []byte) bool {
+	seg := p.current[sub]
+	if seg == nil || !p.writableFast(record) {
+		return false
+	}
+	w := int(seg.pos)
+	end := w + 4 + len(record)
+	if end >= len(seg.data) {
+		return false
+	}
+	binary.BigEndian.PutUint32(seg.data[w:], uint32(len(record)))
+	copy(seg.data[w+4:end], record)
+	seg.pos = int32(end)
+	if p.timeout == FlushEveryRecord {
+		p.flushOne(sub)
+	}
+	return true
+}
+
+// flushOne publishes sub's open segment and flushes it (wmu held).
+func (p *ResultPartition) flushOne(sub int) {
+	p.current[sub].publish()
+	p.subs[sub].flush()
+}
+
+// emitAll is RecordWriter.EmitAll for a unicast selector: wmu is taken
+// once for all the records.
+func (p *ResultPartition) emitAll(ctx context.Context, sel ChannelSelector, records [][]byte) (int, error) {
+	n := len(p.subs)
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	for i, record := range records {
+		sub := sel.SelectChannel(record, n)
+		if uint(sub) >= uint(n) {
+			return i, fmt.Errorf("%w: selector returned %d for %d subpartitions", ErrSubpartitionOutOfRange, sub, n)
+		}
+		if !p.appendFast(sub, record) {
+			if err := p.emitSlow(ctx, sub, record); err != nil {
+				return i, err
+			}
+		}
+	}
+	return len(records), nil
+}
+
+// broadcastAll is RecordWriter.EmitAll for a broadcast selector.
+func (p *ResultPartition) broadcastAll(ctx context.Context, records [][]byte) (int, error) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	for i, record := range records {
+		if err := p.broadcastLocked(ctx, record); err != nil {
+			return i, err
+		}
+	}
+	return len(records), nil
 }
 
 // writableFast reports, with atomic loads only, that the partition takes
@@ -279,8 +326,7 @@ func (p *ResultPartition) emitSlow(ctx context.Context, sub int, record []byte) 
 		return err
 	}
 	if p.timeout == FlushEveryRecord {
-		p.current[sub].publish()
-		p.subs[sub].flush()
+		p.flushOne(sub)
 	}
 	return nil
 }
@@ -290,6 +336,10 @@ func (p *ResultPartition) emitSlow(ctx context.Context, sub int, record []byte) 
 func (p *ResultPartition) BroadcastRecord(ctx context.Context, record []byte) error {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
+	return p.broadcastLocked(ctx, record)
+}
+
+func (p *ResultPartition) broadcastLocked(ctx context.Context, record []byte) error {
 	if err := p.checkRecord(record); err != nil {
 		return err
 	}

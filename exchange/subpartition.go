@@ -174,6 +174,12 @@ func (s *subpartition) poll(allowData bool) pollResult {
 			s.part.countOut(w - pos)
 			return pollResult{buf: bufferOf(seg, pos, w-pos, wire.DataBuffer), ok: true, backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}
 		}
+		// A flush request with nothing left to take here (its data went
+		// out with the segment finished before this one) is done: left
+		// set, it would make the next flush skip notifying the reader,
+		// and what that flush published would wait for the segment to
+		// fill.
+		s.flushRequested = false
 		break
 	}
 	return pollResult{backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}

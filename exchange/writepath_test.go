@@ -326,3 +326,138 @@ func TestNextAfterCloseMidBuffer(t *testing.T) {
 		t.Fatalf("Next after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestEmitAll: EmitAll writes what Emit would, in order, reports how many
+// records it wrote when one fails, and honours a broadcast selector.
+func TestEmitAll(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const maxRecord = 64 << 10
+	env := localEnv(t, exchange.Config{SegmentSize: 4096, MaxRecordSize: maxRecord})
+	const subs = 3
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: subs, BufferTimeout: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := make([]exchange.ChannelSpec, subs)
+	for i := range specs {
+		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: i}
+	}
+	g, err := env.CreateInputGate(exchange.GateConfig{Channels: specs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	// Records of every size up to two segments, so batches span segments
+	// and wait for buffers.
+	var records [][]byte
+	for i := range 600 {
+		rec := make([]byte, 8+(i*37)%8000)
+		binary.BigEndian.PutUint64(rec, uint64(i))
+		records = append(records, rec)
+	}
+	w := exchange.NewRecordWriter(p, &exchange.RoundRobin{})
+	done := make(chan error, 1)
+	go func() {
+		for k := 0; k < len(records); k += 50 {
+			n, err := w.EmitAll(ctx, records[k:k+50])
+			if err != nil || n != 50 {
+				done <- fmt.Errorf("EmitAll: %d, %v", n, err)
+				cancel() // the reader stops waiting
+				return
+			}
+		}
+		done <- nil
+	}()
+	next := make([]int, subs)
+	for range records {
+		e, err := g.Next(ctx)
+		if err != nil {
+			t.Fatal(err, <-done)
+		}
+		want := next[e.Channel]*subs + e.Channel
+		if got := int(binary.BigEndian.Uint64(e.Record)); got != want || len(e.Record) != len(records[want]) {
+			t.Fatalf("channel %d: record %d of %d bytes, want %d of %d", e.Channel, got, len(e.Record), want, len(records[want]))
+		}
+		next[e.Channel]++
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	big := make([]byte, maxRecord+1)
+	if n, err := w.EmitAll(ctx, [][]byte{[]byte("a"), []byte("b"), big, []byte("c")}); n != 2 || !errors.Is(err, exchange.ErrRecordTooLarge) {
+		t.Fatalf("EmitAll with a record too large third: %d, %v; want 2, ErrRecordTooLarge", n, err)
+	}
+	bw := exchange.NewRecordWriter(p, exchange.Broadcast{})
+	if n, err := bw.EmitAll(ctx, [][]byte{[]byte("x"), []byte("y")}); n != 2 || err != nil {
+		t.Fatalf("broadcast EmitAll: %d, %v", n, err)
+	}
+	got := map[int][]string{}
+	for len(got[0])+len(got[1])+len(got[2]) < 2+2*subs {
+		e, err := g.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[e.Channel] = append(got[e.Channel], string(e.Record))
+	}
+	for c := range subs {
+		recs := got[c]
+		if n := len(recs); n < 2 || recs[n-2] != "x" || recs[n-1] != "y" {
+			t.Fatalf("channel %d got %q, want it to end with the broadcast x, y", c, recs)
+		}
+	}
+}
+
+// TestFlushAfterFinishedSegmentNotifies: a flush whose data went out with
+// a segment that then filled up must not make the next flush skip waking
+// the reader (the flush request was stale, the new segment's data
+// unpublished until that next flush).
+func TestFlushAfterFinishedSegmentNotifies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := localEnv(t, exchange.Config{SegmentSize: 4096})
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: exchange.FlushFullBuffersOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	g, err := env.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	rec := make([]byte, 8)
+	emit := func(from, to int) {
+		for i := from; i < to; i++ {
+			binary.BigEndian.PutUint64(rec, uint64(i))
+			if err := p.EmitTo(ctx, 0, rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	read := func(from, to int) {
+		for i := from; i < to; i++ {
+			short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+			e, err := g.Next(short)
+			cancelShort()
+			if err != nil || binary.BigEndian.Uint64(e.Record) != uint64(i) {
+				t.Fatalf("record %d: %v, %v", i, e.Record, err)
+			}
+		}
+	}
+	emit(0, 100)
+	p.Flush()
+	emit(100, 400) // 12 bytes a record: the 4 KiB segment fills at 341
+	read(0, 341)
+	// The reader takes the rest of the full segment and finds nothing
+	// readable after it.
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	e, err := g.Next(short)
+	cancelShort()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("before the second flush: %v, %v; want nothing", e.Record, err)
+	}
+	p.Flush()
+	read(341, 400)
+}

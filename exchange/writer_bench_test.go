@@ -16,7 +16,12 @@ import (
 // benchEmit measures one RecordWriter emitting records round-robin into
 // subs subpartitions, drained in the same process by a gate of subs local
 // channels (no copy, no network): the cost of the model's hot path.
+// batch > 0 emits with EmitAll, batch records at a time.
 func benchEmit(b *testing.B, recordSize, subs int, metrics prometheus.Registerer) {
+	benchEmitBatch(b, recordSize, subs, 0, metrics)
+}
+
+func benchEmitBatch(b *testing.B, recordSize, subs, batch int, metrics prometheus.Registerer) {
 	ctx := context.Background()
 	cfg := exchange.Config{NetworkMemory: 64 << 20, Metrics: metrics}
 	if need := int64(2*subs+8) * exchange.DefaultSegmentSize; need > cfg.NetworkMemory {
@@ -60,13 +65,26 @@ func benchEmit(b *testing.B, recordSize, subs int, metrics prometheus.Registerer
 	}()
 	w := exchange.NewRecordWriter(p, &exchange.RoundRobin{})
 	rec := make([]byte, recordSize)
+	records := make([][]byte, batch)
+	for i := range records {
+		records[i] = rec
+	}
 	b.SetBytes(int64(recordSize))
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := w.Emit(ctx, rec); err != nil {
+	for i := 0; i < b.N; {
+		if batch == 0 {
+			if err := w.Emit(ctx, rec); err != nil {
+				b.Fatal(err)
+			}
+			i++
+			continue
+		}
+		n, err := w.EmitAll(ctx, records[:min(batch, b.N-i)])
+		if err != nil {
 			b.Fatal(err)
 		}
+		i += n
 	}
 	if err := w.Finish(ctx); err != nil {
 		b.Fatal(err)
@@ -85,6 +103,11 @@ func BenchmarkEmit1KiB(b *testing.B) { benchEmit(b, 1024, 100, nil) }
 // BenchmarkEmit8B4096 is BenchmarkEmit8B with 4096 subpartitions: the
 // cost per record must not grow with them.
 func BenchmarkEmit8B4096(b *testing.B) { benchEmit(b, 8, 4096, nil) }
+
+// BenchmarkEmitAll8B and BenchmarkEmitAll8B4096 emit the same records
+// with EmitAll, 64 at a time: one writer lock per 64 records.
+func BenchmarkEmitAll8B(b *testing.B)     { benchEmitBatch(b, 8, 100, 64, nil) }
+func BenchmarkEmitAll8B4096(b *testing.B) { benchEmitBatch(b, 8, 4096, 64, nil) }
 
 // BenchmarkEmit8BMetrics is BenchmarkEmit8B with metrics on: the same
 // 0 allocs per record, and the cost of per-buffer counting.
