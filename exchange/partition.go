@@ -275,7 +275,7 @@ func (p *ResultPartition) appendFast(sub int, record []byte) bool {
 // flushOne publishes sub's open segment and flushes it (wmu held).
 func (p *ResultPartition) flushOne(sub int) {
 	p.current[sub].publish()
-	p.subs[sub].flush()
+	p.subs[sub].flushPublished()
 }
 
 // emitAll is RecordWriter.EmitAll for a unicast selector: wmu is taken
@@ -499,9 +499,10 @@ func (p *ResultPartition) publishOpen() {
 	p.broadcast.publish()
 }
 
+// flushSubpartitions flushes what has been published (see publishOpen).
 func (p *ResultPartition) flushSubpartitions() {
 	for i := range p.subs {
-		p.subs[i].flush()
+		p.subs[i].flushPublished()
 	}
 }
 
@@ -510,10 +511,6 @@ func (p *ResultPartition) FlushSubpartition(sub int) error {
 	if uint(sub) >= uint(len(p.subs)) {
 		return fmt.Errorf("%w: subpartition %d of %d", ErrSubpartitionOutOfRange, sub, len(p.subs))
 	}
-	p.wmu.Lock()
-	p.current[sub].publish()
-	p.broadcast.publish()
-	p.wmu.Unlock()
 	p.subs[sub].flush()
 	return nil
 }
