@@ -41,14 +41,7 @@ func testConcurrentFlushEmitRelease(t *testing.T, subs int) {
 	// A reader on a few channels; the others fill up, so the writer ends
 	// up blocked on buffers unless Release comes first.
 	read := min(subs, 16)
-	specs := make([]exchange.ChannelSpec, read)
-	for i := range specs {
-		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: i}
-	}
-	g, err := env.CreateInputGate(exchange.GateConfig{Channels: specs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := localGate(t, env, p, upTo(read)...)
 
 	emitted := make(chan struct{})
 	writerDone := make(chan error, 1)
@@ -212,15 +205,7 @@ func TestIdleWriterFlushedAt4096(t *testing.T) {
 	}
 	defer p.Release()
 	chans := []int{0, 1, 2047, 4095}
-	specs := make([]exchange.ChannelSpec, len(chans))
-	for i, c := range chans {
-		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: c}
-	}
-	g, err := env.CreateInputGate(exchange.GateConfig{Channels: specs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := localGate(t, env, p, chans...)
 	for _, c := range chans {
 		for k := range 3 {
 			if err := p.EmitTo(ctx, c, []byte{byte(c), byte(k)}); err != nil {
@@ -255,15 +240,7 @@ func TestFlushEveryRecordDeliversEachRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Release()
-	specs := make([]exchange.ChannelSpec, subs)
-	for i := range specs {
-		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: i}
-	}
-	g, err := env.CreateInputGate(exchange.GateConfig{Channels: specs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := localGate(t, env, p, upTo(subs)...)
 	for i := range 40 {
 		rec := []byte{byte(i)}
 		if err := p.EmitTo(ctx, i%subs, rec); err != nil {
@@ -295,16 +272,7 @@ func TestFlushEveryRecordDeliversEachRecord(t *testing.T) {
 func TestNextAfterCloseMidBuffer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	env := localEnv(t, exchange.Config{})
-	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: exchange.FlushFullBuffersOnly})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Release()
-	g, err := env.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID()}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, p, g := flushedByHand(t, exchange.Config{})
 	for range 100 {
 		if err := p.EmitTo(ctx, 0, []byte("12345678")); err != nil {
 			t.Fatal(err)
@@ -339,15 +307,7 @@ func TestEmitAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs := make([]exchange.ChannelSpec, subs)
-	for i := range specs {
-		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: i}
-	}
-	g, err := env.CreateInputGate(exchange.GateConfig{Channels: specs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := localGate(t, env, p, upTo(subs)...)
 	// Records of every size up to two segments, so batches span segments
 	// and wait for buffers.
 	var records [][]byte
@@ -416,17 +376,7 @@ func TestEmitAll(t *testing.T) {
 func TestFlushAfterFinishedSegmentNotifies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	env := localEnv(t, exchange.Config{SegmentSize: 4096})
-	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: exchange.FlushFullBuffersOnly})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Release()
-	g, err := env.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID()}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	_, p, g := flushedByHand(t, exchange.Config{SegmentSize: 4096})
 	rec := make([]byte, 8)
 	emit := func(from, to int) {
 		for i := from; i < to; i++ {
@@ -460,4 +410,42 @@ func TestFlushAfterFinishedSegmentNotifies(t *testing.T) {
 	}
 	p.Flush()
 	read(341, 400)
+}
+
+// localGate is a gate in env over subpartitions subs of p, closed when the
+// test ends.
+func localGate(t *testing.T, env *exchange.Environment, p *exchange.ResultPartition, subs ...int) *exchange.InputGate {
+	t.Helper()
+	specs := make([]exchange.ChannelSpec, len(subs))
+	for i, sub := range subs {
+		specs[i] = exchange.ChannelSpec{Partition: p.ID(), Subpartition: sub}
+	}
+	g, err := env.CreateInputGate(exchange.GateConfig{Channels: specs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// upTo is 0, 1, ..., n-1.
+func upTo(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
+// flushedByHand is a partition of one subpartition with no buffer
+// timeout, in a local environment made with cfg, and a gate reading it.
+func flushedByHand(t *testing.T, cfg exchange.Config) (*exchange.Environment, *exchange.ResultPartition, *exchange.InputGate) {
+	t.Helper()
+	env := localEnv(t, cfg)
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: exchange.FlushFullBuffersOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Release)
+	return env, p, localGate(t, env, p, 0)
 }
