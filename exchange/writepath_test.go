@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -448,4 +449,75 @@ func flushedByHand(t *testing.T, cfg exchange.Config) (*exchange.Environment, *e
 	}
 	t.Cleanup(p.Release)
 	return env, p, localGate(t, env, p, 0)
+}
+
+// TestNextBatch: NextBatch hands out the same elements as Next, in order,
+// a buffer's worth at a time at most, stops when fn says so, and ends
+// like Next (events, then io.EOF; ErrClosed after Close).
+func TestNextBatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := localEnv(t, exchange.Config{SegmentSize: 4096})
+	const subs = 2
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: subs, BufferTimeout: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := localGate(t, env, p, upTo(subs)...)
+	const records = 3000 // several segments per channel, some records spanning two
+	go func() {
+		rec := make([]byte, 8, 100)
+		for i := range records {
+			binary.BigEndian.PutUint64(rec, uint64(i))
+			if err := p.EmitTo(ctx, i%subs, rec[:8+i%90]); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		if err := p.Finish(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	next := [subs]int{0, 1}
+	var events, batches, stops int
+	for {
+		n := 0
+		err := g.NextBatch(ctx, func(e exchange.Element) bool {
+			n++
+			if e.Event != nil {
+				events++
+				return true
+			}
+			want := next[e.Channel]
+			if got := int(binary.BigEndian.Uint64(e.Record)); got != want || len(e.Record) != 8+want%90 {
+				t.Fatalf("channel %d: record %d of %d bytes, want %d of %d", e.Channel, got, len(e.Record), want, 8+want%90)
+			}
+			next[e.Channel] += subs
+			if n == 7 { // stop early now and then; the rest must follow
+				stops++
+				return false
+			}
+			return true
+		})
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Fatal("NextBatch returned nil without an element")
+		}
+		batches++
+	}
+	if next[0] != records || next[1] != records+1 || events != subs {
+		t.Fatalf("got up to records %v and %d events, want %d and %d", next, events, records, subs)
+	}
+	if stops == 0 || batches >= records {
+		t.Fatalf("%d batches with %d early stops for %d records: not batching", batches, stops, records)
+	}
+	g.Close()
+	if err := g.NextBatch(ctx, func(exchange.Element) bool { return true }); !errors.Is(err, exchange.ErrClosed) && !errors.Is(err, io.EOF) {
+		t.Fatalf("NextBatch after Close: %v", err)
+	}
 }

@@ -16,14 +16,22 @@ import (
 // benchEmit measures one RecordWriter emitting records round-robin into
 // subs subpartitions, drained in the same process by a gate of subs local
 // channels (no copy, no network): the cost of the model's hot path.
-// batch > 0 emits with EmitAll, batch records at a time.
 func benchEmit(b *testing.B, recordSize, subs int, metrics prometheus.Registerer) {
-	benchEmitBatch(b, recordSize, subs, 0, metrics)
+	benchPipeline(b, pipeline{recordSize: recordSize, subs: subs, metrics: metrics})
 }
 
-func benchEmitBatch(b *testing.B, recordSize, subs, batch int, metrics prometheus.Registerer) {
+// pipeline is what benchPipeline runs: batch > 0 emits with EmitAll,
+// batch records at a time; nextBatch reads with NextBatch.
+type pipeline struct {
+	recordSize, subs, batch int
+	nextBatch               bool
+	metrics                 prometheus.Registerer
+}
+
+func benchPipeline(b *testing.B, pl pipeline) {
+	recordSize, subs, batch := pl.recordSize, pl.subs, pl.batch
 	ctx := context.Background()
-	cfg := exchange.Config{NetworkMemory: 64 << 20, Metrics: metrics}
+	cfg := exchange.Config{NetworkMemory: 64 << 20, Metrics: pl.metrics}
 	if need := int64(2*subs+8) * exchange.DefaultSegmentSize; need > cfg.NetworkMemory {
 		// The partition's default maximum of buffers, with segments of
 		// the same size as at 100 subpartitions (269 MB at 4096).
@@ -49,6 +57,21 @@ func benchEmitBatch(b *testing.B, recordSize, subs, batch int, metrics prometheu
 	received := make(chan int, 1)
 	go func() {
 		n := 0
+		count := func(e exchange.Element) bool {
+			if e.Event == nil {
+				n++
+			}
+			return true
+		}
+		for pl.nextBatch {
+			if err := g.NextBatch(ctx, count); err != nil {
+				if !errors.Is(err, io.EOF) {
+					b.Error(err)
+				}
+				received <- n
+				return
+			}
+		}
 		for {
 			e, err := g.Next(ctx)
 			if err != nil {
@@ -106,8 +129,18 @@ func BenchmarkEmit8B4096(b *testing.B) { benchEmit(b, 8, 4096, nil) }
 
 // BenchmarkEmitAll8B and BenchmarkEmitAll8B4096 emit the same records
 // with EmitAll, 64 at a time: one writer lock per 64 records.
-func BenchmarkEmitAll8B(b *testing.B)     { benchEmitBatch(b, 8, 100, 64, nil) }
-func BenchmarkEmitAll8B4096(b *testing.B) { benchEmitBatch(b, 8, 4096, 64, nil) }
+func BenchmarkEmitAll8B(b *testing.B) {
+	benchPipeline(b, pipeline{recordSize: 8, subs: 100, batch: 64})
+}
+func BenchmarkEmitAll8B4096(b *testing.B) {
+	benchPipeline(b, pipeline{recordSize: 8, subs: 4096, batch: 64})
+}
+
+// BenchmarkEmitAllNextBatch8B is the pipeline with both batch forms:
+// EmitAll on the writer's side, NextBatch on the reader's.
+func BenchmarkEmitAllNextBatch8B(b *testing.B) {
+	benchPipeline(b, pipeline{recordSize: 8, subs: 100, batch: 64, nextBatch: true})
+}
 
 // BenchmarkEmit8BMetrics is BenchmarkEmit8B with metrics on: the same
 // 0 allocs per record, and the cost of per-buffer counting.
