@@ -80,10 +80,14 @@ func testConcurrentFlushEmitRelease(t *testing.T, subs int) {
 		}
 	}()
 	readerDone := make(chan int, 1)
+	readSome := make(chan struct{})
 	go func() {
 		next := make([]uint64, read)
 		n := 0
 		for {
+			if n == 100 {
+				close(readSome)
+			}
 			e, err := g.Next(ctx)
 			if err != nil {
 				readerDone <- n
@@ -102,10 +106,14 @@ func testConcurrentFlushEmitRelease(t *testing.T, subs int) {
 		}
 	}()
 
-	select {
-	case <-emitted:
-	case err := <-writerDone:
-		t.Fatalf("writer stopped early: %v", err)
+	for _, c := range []chan struct{}{emitted, readSome} {
+		select {
+		case <-c:
+		case err := <-writerDone:
+			t.Fatalf("writer stopped early: %v", err)
+		case n := <-readerDone:
+			t.Fatalf("reader stopped after %d records", n)
+		}
 	}
 	p.Release()
 	if err := <-writerDone; !errors.Is(err, exchange.ErrClosed) {
@@ -114,9 +122,7 @@ func testConcurrentFlushEmitRelease(t *testing.T, subs int) {
 	close(stopFlushing)
 	flushers.Wait()
 	g.Close()
-	if n := <-readerDone; n == 0 {
-		t.Error("the reader got no record before Release")
-	}
+	<-readerDone
 	env.Close()
 	transporttest.CheckPools(t, env)
 	checkG()
