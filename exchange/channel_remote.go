@@ -149,7 +149,7 @@ func (c *remoteChannel) OnBuffer(b Buffer, seq int32, backlog int) {
 		b.Release()
 		var se *credit.SequenceError
 		errors.As(err, &se)
-		c.OnError(&SequenceError{Channel: c.cid, Expected: se.Expected, Got: se.Got})
+		c.OnError(&ProtocolError{Peer: c.spec.Addr, Err: &SequenceError{Channel: c.cid, Expected: se.Expected, Got: se.Got}})
 		return
 	}
 	var giveBack *segment

@@ -2,6 +2,7 @@ package lossy
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -11,6 +12,9 @@ const (
 	SweepLoss = "loss"
 	SweepRTT  = "rtt"
 	SweepRate = "rate"
+	// SweepLoad sweeps the offered load (a fraction of the link rate in
+	// (0, 1]), not a link parameter: the capacity curve.
+	SweepLoad = "load"
 )
 
 // Sweep is a parsed -sweep spec: one link parameter and its values, run
@@ -21,8 +25,9 @@ type Sweep struct {
 	X      []float64 // loss fraction, RTT in ms, or rate in Mbit/s
 }
 
-// ParseSweep parses "loss=0,0.5%,1%", "rtt=10ms,50ms" or
-// "rate=10mbit,100mbit". The empty string is no sweep (nil).
+// ParseSweep parses "loss=0,0.5%,1%", "rtt=10ms,50ms",
+// "rate=10mbit,100mbit" or "load=0.05,0.1,0.5". The empty string is no
+// sweep (nil).
 func ParseSweep(s string) (*Sweep, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
@@ -58,8 +63,17 @@ func ParseSweep(s string) (*Sweep, error) {
 				return nil, fmt.Errorf("sweep: %w", err)
 			}
 			x = float64(r) / 1e6
+		case SweepLoad:
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return nil, fmt.Errorf("sweep: bad load %q (want a fraction of the link rate like 0.05)", v)
+			}
+			if !(f > 0 && f <= 1) {
+				return nil, fmt.Errorf("sweep: load %v is outside (0, 1] (a fraction of the link rate)", f)
+			}
+			x = f
 		default:
-			return nil, fmt.Errorf("sweep: unknown parameter %q (want loss, rtt or rate)", param)
+			return nil, fmt.Errorf("sweep: unknown parameter %q (want loss, rtt, rate or load)", param)
 		}
 		sw.Values = append(sw.Values, v)
 		sw.X = append(sw.X, x)
@@ -83,6 +97,15 @@ func (sw *Sweep) Apply(p Params, i int) Params {
 	return p
 }
 
+// LoadAt is the offered load of point i of a load sweep (ok false for
+// other sweeps).
+func (sw *Sweep) LoadAt(i int) (float64, bool) {
+	if sw == nil || sw.Param != SweepLoad {
+		return 0, false
+	}
+	return sw.X[i], true
+}
+
 // Label is the sweep point's name in file names and titles ("loss-1%").
 func (sw *Sweep) Label(i int) string { return sw.Param + "-" + sw.Values[i] }
 
@@ -93,6 +116,8 @@ func (sw *Sweep) XLabel() string {
 		return "packet loss (%)"
 	case SweepRTT:
 		return "RTT (ms)"
+	case SweepLoad:
+		return "offered load (fraction of the link rate)"
 	}
 	return "link rate (Mbit/s)"
 }

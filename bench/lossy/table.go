@@ -102,9 +102,23 @@ func writeRows(w io.Writer, rs []results.Result, prefix string) {
 	}
 }
 
+// summaryOf is transport's summary over seeds, nil without one.
+func summaryOf(s *results.Summary, transport string) *results.TransportSummary {
+	if s == nil {
+		return nil
+	}
+	for i := range s.Transports {
+		if s.Transports[i].Transport == transport {
+			return &s.Transports[i]
+		}
+	}
+	return nil
+}
+
 // WriteSweepSummary prints one row per sweep point and transport: p50,
 // p99, p99.9 latency (ms), throughput (Mbit/s) and stall share, the
-// transports side by side with the ideal limit.
+// transports side by side with the ideal limit. With several seeds the
+// figures are medians over them, p99 and Mbit/s with [min-max].
 func WriteSweepSummary(w io.Writer, sw *results.Sweep) error {
 	if len(sw.Sweep) == 0 {
 		return nil
@@ -133,8 +147,13 @@ func WriteSweepSummary(w io.Writer, sw *results.Sweep) error {
 			if x.Transport == Ideal {
 				clean = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t\n", pt.Value, x.Transport,
-				ms(x.LatencyUS.P50), ms(x.LatencyUS.P99), ms(x.LatencyUS.P999), x.MBytesPerSec*8, chMin, stPct, probe, clean)
+			p99, mbps := ms(x.LatencyUS.P99), fmt.Sprintf("%.1f", x.MBytesPerSec*8)
+			if ts := summaryOf(pt.Summary, x.Transport); ts != nil {
+				// Several seeds: the median [min-max] over them.
+				p99, mbps = msSpread(ts.P99US), ts.Mbps.Format("%.1f")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", pt.Value, x.Transport,
+				ms(x.LatencyUS.P50), p99, ms(x.LatencyUS.P999), mbps, chMin, stPct, probe, clean)
 		}
 	}
 	return tw.Flush()

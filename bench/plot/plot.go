@@ -13,10 +13,14 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// Series is one line: a transport's points.
+// Series is one line: a transport's points. Band, if set, is the outline
+// of a shaded area drawn under the line in a light shade of its colour
+// (e.g. the min-max range over seeds: the lower edge left to right, then
+// the upper edge right to left).
 type Series struct {
 	Name   string
 	Points []Point
+	Band   []Point
 }
 
 // Point is one (x, y) pair.
@@ -58,6 +62,11 @@ func Lines(path, title, xLabel, yLabel string, series []Series, logY bool) error
 	if err := addLines(p, series, true, func(pt Point) (float64, bool) { return pt.X, !logY || pt.Y > 0 }); err != nil {
 		return err
 	}
+	if logY && p.Y.Min > 0 && p.Y.Max > p.Y.Min {
+		// Whole decades, so the log axis always has labelled ticks.
+		p.Y.Min = math.Pow(10, math.Floor(math.Log10(p.Y.Min)))
+		p.Y.Max = math.Pow(10, math.Ceil(math.Log10(p.Y.Max)))
+	}
 	return p.Save(8*vg.Inch, 5*vg.Inch, path)
 }
 
@@ -84,6 +93,9 @@ func addLines(p *plot.Plot, series []Series, markers bool, keep func(Point) (flo
 			line.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 			line.Color = color.Gray{Y: 90}
 		}
+		if err := addBand(p, s.Band, line.Color, keep); err != nil {
+			return fmt.Errorf("plot: series %s band: %w", s.Name, err)
+		}
 		p.Add(line)
 		p.Legend.Add(s.Name, line)
 		if markers {
@@ -96,6 +108,45 @@ func addLines(p *plot.Plot, series []Series, markers bool, keep func(Point) (flo
 		}
 	}
 	return nil
+}
+
+// addBand draws outline as a filled polygon in a translucent c; points the
+// axes cannot show are left out.
+func addBand(p *plot.Plot, outline []Point, c color.Color, keep func(Point) (float64, bool)) error {
+	xys := make(plotter.XYs, 0, len(outline))
+	for _, pt := range outline {
+		x, ok := keep(pt)
+		if !ok || math.IsNaN(pt.Y) || math.IsInf(pt.Y, 0) {
+			continue
+		}
+		xys = append(xys, plotter.XY{X: x, Y: pt.Y})
+	}
+	if len(xys) < 3 {
+		return nil
+	}
+	poly, err := plotter.NewPolygon(xys)
+	if err != nil {
+		return err
+	}
+	r, g, b, _ := c.RGBA()
+	poly.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 0x40}
+	poly.LineStyle.Width = 0
+	p.Add(poly)
+	return nil
+}
+
+// RangeBand is the outline of the band between lo and hi drawn over xs
+// (all three of the same length, xs in drawing order): along lo, then
+// back along hi.
+func RangeBand(xs, lo, hi []float64) []Point {
+	out := make([]Point, 0, 2*len(xs))
+	for i := range xs {
+		out = append(out, Point{X: xs[i], Y: lo[i]})
+	}
+	for i := len(xs) - 1; i >= 0; i-- {
+		out = append(out, Point{X: xs[i], Y: hi[i]})
+	}
+	return out
 }
 
 func colorFor(i int) color.Color { return plotutil.Color(i) }

@@ -97,18 +97,24 @@ type CDFPoint struct {
 // SweepPoint is one setting of a sweep: the swept parameter's value, the
 // link as measured at that point, and every transport's result (including
 // the "ideal" entry).
+//
+// With several seeds, Link is the first seed's, Results the Aggregate over
+// the seeds, Seeds every seed's run and Summary their medians and ranges.
 type SweepPoint struct {
-	Param   string   `json:"param"`
-	Value   string   `json:"value"`
-	X       float64  `json:"x"`
-	Link    *Link    `json:"link"`
-	Results []Result `json:"results"`
+	Param   string    `json:"param"`
+	Value   string    `json:"value"`
+	X       float64   `json:"x"`
+	Link    *Link     `json:"link"`
+	Results []Result  `json:"results"`
+	Seeds   []SeedRun `json:"seeds,omitempty"`
+	Summary *Summary  `json:"summary,omitempty"`
 }
 
 // Sweep is the JSON document of a sweep run:
 // {"config": ..., "sweep": [{"param": "loss", "value": "1%", "x": 0.01,
 // "link": {...}, "results": [...]}, ...]}.
 type Sweep struct {
-	Config Config       `json:"config"`
-	Sweep  []SweepPoint `json:"sweep"`
+	SchemaVersion int          `json:"schema_version"`
+	Config        Config       `json:"config"`
+	Sweep         []SweepPoint `json:"sweep"`
 }

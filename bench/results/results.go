@@ -51,6 +51,11 @@ type Config struct {
 	Listen  string `json:"listen,omitempty"`
 	Connect string `json:"connect,omitempty"`
 	Wait    string `json:"wait,omitempty"`
+	// Verify is -verify: "full" (every record fully checked) or
+	// "sampled" (the O(size) checksum on one record in 64 per channel;
+	// sequence and check word still on every record). Absent in documents
+	// written before the flag existed, which were all "full".
+	Verify string `json:"verify,omitempty"`
 	// Verification describes what the record format lets the consumer
 	// check at RecordSize.
 	Verification string `json:"verification"`
@@ -68,6 +73,18 @@ type Config struct {
 	Sweep    string  `json:"sweep,omitempty"`
 	Warmup   string  `json:"warmup,omitempty"`
 	CPUs     int     `json:"cpus,omitempty"`
+	// Repeat is -repeat: interleaved rounds of the loopback bench.
+	Repeat int `json:"repeat,omitempty"`
+	// Calibrate is -calibrate: each raw baseline's two calibration runs
+	// ("0s": none).
+	Calibrate string `json:"calibrate,omitempty"`
+	// Seeds are the link bench's seeds (-seeds, or -seed alone).
+	Seeds []int64 `json:"seeds,omitempty"`
+	// Connections is -connections: connections per peer node, both
+	// transports.
+	Connections int `json:"connections,omitempty"`
+	// QlogDir is -qlog: where QUIC runs write qlog traces.
+	QlogDir string `json:"qlog_dir,omitempty"`
 }
 
 // Latency percentiles in microseconds.
@@ -147,10 +164,21 @@ func (r *Result) StreamMBps() float64 {
 // Report is the JSON document: the resolved config and one result per
 // transport, in run order.
 type Report struct {
-	Config Config `json:"config"`
-	// Link is the emulated link (link mode only).
-	Link    *Link    `json:"link,omitempty"`
+	// SchemaVersion is SchemaVersion when written by this version.
+	SchemaVersion int    `json:"schema_version"`
+	Config        Config `json:"config"`
+	// Link is the emulated link (link mode only; with several seeds, the
+	// first seed's).
+	Link *Link `json:"link,omitempty"`
+	// Results has one entry per transport: with one round (or seed) its
+	// result, with several the Aggregate of all of them.
 	Results []Result `json:"results"`
+	// Calibration and Rounds: the loopback bench's noise measurement and
+	// every round; Seeds: the link bench's every seed (when more than one).
+	Calibration *Calibration `json:"calibration,omitempty"`
+	Rounds      []Round      `json:"rounds,omitempty"`
+	Seeds       []SeedRun    `json:"seeds,omitempty"`
+	Summary     *Summary     `json:"summary,omitempty"`
 }
 
 // Clean reports whether every result is clean.
@@ -175,6 +203,7 @@ func (r *Report) Find(name string) *Result {
 
 // WriteJSON writes r as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
+	r.SchemaVersion = SchemaVersion
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
@@ -229,8 +258,18 @@ func rawFor(name string) string {
 	return ""
 }
 
-// WriteTable writes a human-readable table of r.
+// WriteTable writes a human-readable table of r: with rounds, the medians
+// and ranges over them (WriteRoundsTable).
 func (r *Report) WriteTable(w io.Writer) error {
+	if r.Summary != nil && len(r.Rounds) > 0 {
+		return r.WriteRoundsTable(w)
+	}
+	fmt.Fprintln(w, r.configLine())
+	return r.writeSingleTable(w)
+}
+
+// configLine describes the workload in one line.
+func (r *Report) configLine() string {
 	c := r.Config
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d writers x %d readers = %d channels, %d-byte records, selector %s, buffer timeout %s, segment %d B",
@@ -241,7 +280,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if c.Preset != "" {
 		fmt.Fprintf(&b, " (preset %s)", c.Preset)
 	}
-	fmt.Fprintln(w, b.String())
+	if c.Connections > 1 {
+		fmt.Fprintf(&b, ", %d connections per node", c.Connections)
+	}
+	return b.String()
+}
+
+func (r *Report) writeSingleTable(w io.Writer) error {
+	c := r.Config
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "transport\trecords\trec/ms\tMB/s\tstream MB/s\tvs raw\tp50 µs\tp99 µs\tp99.9 µs\tmax µs\tlost\tdup\treord\tbad\tcpu s\t")
 	for i := range r.Results {

@@ -61,7 +61,16 @@ type Encoder struct {
 	// lastTS is the last clock reading, the send time of unsampled full
 	// records (an upper bound on their age, not measured).
 	lastTS int64
+	// checkMask: records whose sequence number in the channel has no bit
+	// of it set carry the full check (xxhash64 / filler); 0 = every record
+	// (VerifyFull).
+	checkMask uint64
 }
+
+// SetVerify sets the verification mode (VerifyFull, the default, or
+// VerifySampled); call it before the first record and put the same mode
+// in the Hello (Hello.ChecksumEvery = ChecksumEvery(mode)).
+func (e *Encoder) SetVerify(mode string) { e.checkMask = uint64(ChecksumEvery(mode) - 1) }
 
 // NewEncoder returns the encoder of writer (of R subpartitions).
 func NewEncoder(writer, r int, selector string, size, sampleEvery int, clock *Clock) *Encoder {
@@ -108,6 +117,7 @@ func (e *Encoder) Next() ([]byte, int) {
 		} else {
 			seq = n
 		}
+		checked := seq&e.checkMask == 0
 		if e.sample() {
 			e.lastTS = e.clock.Now()
 			seq |= sampledBit64
@@ -117,7 +127,11 @@ func (e *Encoder) Next() ([]byte, int) {
 		binary.LittleEndian.PutUint32(b[12:16], e.writer)
 		binary.LittleEndian.PutUint64(b[16:24], uint64(e.lastTS))
 		end := len(b) - 8
-		binary.LittleEndian.PutUint64(b[end:], xxhash.Sum64(b[:end]))
+		if checked {
+			binary.LittleEndian.PutUint64(b[end:], xxhash.Sum64(b[:end]))
+		} else {
+			binary.LittleEndian.PutUint64(b[end:], headerCheck(seq, key, e.writer, uint64(e.lastTS)))
+		}
 		return b, sub
 	}
 	sampled := e.sample()
@@ -203,7 +217,7 @@ func (e *Encoder) SentCounts() []uint64 {
 // Control events travel as exchange.UserEvent payloads in each channel:
 // a hello before the first record and end counts after the last one.
 var (
-	helloMagic = [4]byte{'Q', 'X', 'H', '1'}
+	helloMagic = [4]byte{'Q', 'X', 'H', '2'}
 	endMagic   = [4]byte{'Q', 'X', 'E', '1'}
 )
 
@@ -218,6 +232,10 @@ type Hello struct {
 	// ClockAbs and BootID: the producer's Clock.
 	ClockAbs int64
 	BootID   string
+	// ChecksumEvery: the records of a channel whose sequence number is a
+	// multiple of it carry the full check (a power of two; 0 or 1: every
+	// record). See ChecksumEvery.
+	ChecksumEvery int
 }
 
 // Encode returns the hello event payload.
@@ -233,13 +251,14 @@ func (h Hello) Encode() []byte {
 	b = binary.LittleEndian.AppendUint64(b, uint64(h.ClockAbs))
 	b = binary.LittleEndian.AppendUint64(b, uint64(h.BufferTimeout))
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(h.Rate))
+	b = binary.LittleEndian.AppendUint32(b, uint32(h.ChecksumEvery))
 	return append(b, h.BootID...)
 }
 
 var errNotControl = errors.New("workload: not a control event")
 
 func decodeHello(b []byte) (Hello, error) {
-	if len(b) < 49 || [4]byte(b[:4]) != helloMagic {
+	if len(b) < 53 || [4]byte(b[:4]) != helloMagic {
 		return Hello{}, errNotControl
 	}
 	u := func(i int) int { return int(binary.LittleEndian.Uint32(b[i:])) }
@@ -250,7 +269,8 @@ func decodeHello(b []byte) (Hello, error) {
 		ClockAbs:      int64(binary.LittleEndian.Uint64(b[25:])),
 		BufferTimeout: time.Duration(binary.LittleEndian.Uint64(b[33:])),
 		Rate:          math.Float64frombits(binary.LittleEndian.Uint64(b[41:])),
-		BootID:        string(b[49:]),
+		ChecksumEvery: u(49),
+		BootID:        string(b[53:]),
 	}, nil
 }
 
@@ -287,6 +307,7 @@ type chanState struct {
 	offset  int64
 	latency bool
 
+	mask     uint64 // ChecksumEvery-1: which records carry the full check
 	next     uint64 // next expected sequence number
 	holes    []span // missing numbers below next (only after anomalies)
 	received uint64
@@ -397,6 +418,10 @@ func (g *GateVerifier) Event(i int, p []byte) error {
 			g.st.Invalid++
 			return nil
 		}
+		if h.ChecksumEvery < 0 || h.ChecksumEvery&(h.ChecksumEvery-1) != 0 {
+			return fmt.Errorf("producer partition %d: checksum interval %d is not a power of two", h.Writer, h.ChecksumEvery)
+		}
+		c.mask = uint64(max(h.ChecksumEvery, 1) - 1)
 		c.hello = true
 		c.sel = selCode(h.Selector)
 		if g.selector == "" {
@@ -457,13 +482,20 @@ func (g *GateVerifier) Record(i int, r []byte) {
 	n := len(r)
 	if n >= FullSize {
 		end := n - 8
-		if xxhash.Sum64(r[:end]) != binary.LittleEndian.Uint64(r[end:]) {
+		seq := binary.LittleEndian.Uint64(r[0:8])
+		key := binary.LittleEndian.Uint32(r[8:12])
+		writer := binary.LittleEndian.Uint32(r[12:16])
+		var want uint64
+		if seq&^sampledBit64&c.mask == 0 {
+			want = xxhash.Sum64(r[:end])
+		} else {
+			want = headerCheck(seq, key, writer, binary.LittleEndian.Uint64(r[16:24]))
+		}
+		if want != binary.LittleEndian.Uint64(r[end:]) {
 			g.st.ChecksumFailures++
 			return
 		}
-		seq := binary.LittleEndian.Uint64(r[0:8])
-		key := binary.LittleEndian.Uint32(r[8:12])
-		if binary.LittleEndian.Uint32(r[12:16]) != c.writer || !g.routed(c, key, r[8:12]) {
+		if writer != c.writer || !g.routed(c, key, r[8:12]) {
 			g.st.Invalid++
 			return
 		}
@@ -491,7 +523,7 @@ func (g *GateVerifier) Record(i int, r []byte) {
 	w0 := binary.LittleEndian.Uint32(r[0:4])
 	word := binary.LittleEndian.Uint32(r[4:8])
 	seq31 := w0 & seqMask31
-	if g.fill == nil || len(g.fill) != n || string(r[8:]) != string(g.fill[8:n]) {
+	if g.fill == nil || len(g.fill) != n || (uint64(seq31)&c.mask == 0 && string(r[8:]) != string(g.fill[8:n])) {
 		g.st.ChecksumFailures++
 		return
 	}

@@ -21,9 +21,15 @@ func newHarness(t *testing.T, size, r int, sel string) *harness {
 }
 
 func newHarnessSampling(t *testing.T, size, r int, sel string, sample int) *harness {
+	return newHarnessMode(t, size, r, sel, sample, VerifyFull)
+}
+
+func newHarnessMode(t *testing.T, size, r int, sel string, sample int, mode string) *harness {
 	clock := NewClock()
 	h := &harness{t: t, r: r, clock: clock, enc: NewEncoder(0, r, sel, size, sample, clock), stream: make([][][]byte, r)}
-	hello := Hello{Writer: 0, Writers: 1, Readers: r, Selector: sel, RecordSize: size, SampleEvery: sample, ClockAbs: clock.Abs, BootID: clock.BootID}
+	h.enc.SetVerify(mode)
+	hello := Hello{Writer: 0, Writers: 1, Readers: r, Selector: sel, RecordSize: size, SampleEvery: sample, ClockAbs: clock.Abs, BootID: clock.BootID,
+		ChecksumEvery: ChecksumEvery(mode)}
 	for s := range r {
 		g := NewGateVerifier(s, 1, r, clock)
 		if err := g.Event(0, hello.Encode()); err != nil {
@@ -237,24 +243,9 @@ func TestEncodeVerifyNoAllocs(t *testing.T) {
 	}
 }
 
-func BenchmarkEncodeVerify(b *testing.B) {
-	for _, size := range []int{8, 64} {
-		b.Run(fmt.Sprint(size), func(b *testing.B) {
-			clock := NewClock()
-			enc := NewEncoder(0, 1, RoundRobin, size, 16, clock)
-			g := NewGateVerifier(0, 1, 1, clock)
-			_ = g.Event(0, Hello{Writer: 0, Writers: 1, Readers: 1, RecordSize: size, ClockAbs: clock.Abs, BootID: clock.BootID}.Encode())
-			for b.Loop() {
-				rec, _ := enc.Next()
-				g.Record(0, rec)
-			}
-		})
-	}
-}
-
 func TestHelloRoundTrip(t *testing.T) {
 	h := Hello{Writer: 3, Writers: 4, Readers: 100, Selector: Hash, RecordSize: 8, SampleEvery: 16,
-		BufferTimeout: 1500000, Rate: 12.5, ClockAbs: 123456789, BootID: "abc-def"}
+		BufferTimeout: 1500000, Rate: 12.5, ClockAbs: 123456789, BootID: "abc-def", ChecksumEvery: 64}
 	got, err := decodeHello(h.Encode())
 	if err != nil || got != h {
 		t.Fatalf("got %+v, %v; want %+v", got, err, h)

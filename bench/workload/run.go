@@ -29,6 +29,9 @@ type ProducerConfig struct {
 	Records int64
 	// BufferTimeout is the partition's, reported in the hello.
 	BufferTimeout time.Duration
+	// Verify is the verification mode, VerifyFull ("" too) or
+	// VerifySampled; the consumers learn it from the hello.
+	Verify string
 	// PaceQuantum (with Rate) lets the writer emit records up to this
 	// much ahead of their due time instead of sleeping for each one: at
 	// tens of thousands of records/s per writer a timer per record costs
@@ -65,7 +68,9 @@ func SampleEvery(recordSize int, rate float64, requested int) int {
 // NewProducer prepares writer cfg.Writer.
 func NewProducer(cfg ProducerConfig, clock *Clock) *Producer {
 	cfg.SampleEvery = SampleEvery(cfg.RecordSize, cfg.Rate, cfg.SampleEvery)
-	return &Producer{cfg: cfg, clock: clock, enc: NewEncoder(cfg.Writer, cfg.Readers, cfg.Selector, cfg.RecordSize, cfg.SampleEvery, clock)}
+	enc := NewEncoder(cfg.Writer, cfg.Readers, cfg.Selector, cfg.RecordSize, cfg.SampleEvery, clock)
+	enc.SetVerify(cfg.Verify)
+	return &Producer{cfg: cfg, clock: clock, enc: enc}
 }
 
 // Emitted is the number of records written so far (updated every 256).
@@ -96,6 +101,7 @@ func (p *Producer) Run(ctx context.Context, part *exchange.ResultPartition, segm
 		Selector: cfg.Selector, RecordSize: cfg.RecordSize, SampleEvery: cfg.SampleEvery,
 		BufferTimeout: cfg.BufferTimeout, Rate: cfg.Rate,
 		ClockAbs: p.clock.Abs, BootID: p.clock.BootID,
+		ChecksumEvery: ChecksumEvery(cfg.Verify),
 	}
 	if err := rw.BroadcastEvent(ctx, exchange.UserEvent{Payload: hello.Encode()}); err != nil {
 		return err

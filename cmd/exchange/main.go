@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/qexchange/qexchange/bench/cli"
+	"github.com/qexchange/qexchange/cmd/exchange/internal/cli"
 )
 
 func main() { os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr)) }

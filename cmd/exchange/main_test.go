@@ -340,13 +340,15 @@ func TestMismatchedConsumerFails(t *testing.T) {
 	}
 }
 
-// TestBenchBinaryQuick: the binary's bench runs and writes JSON; wrong
-// flags exit 2.
+// TestBenchBinaryQuick: the binary's bench runs two rounds and writes
+// JSON with every round and the summary; wrong flags exit 2 with one line
+// before any run.
 func TestBenchBinaryQuick(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "b.json")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "b.json")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, binary(t), "bench", "-transport", "tcp,raw-tcp", "-duration", "500ms", "-json", path).CombinedOutput()
+	out, err := exec.CommandContext(ctx, binary(t), "bench", "-transport", "tcp,raw-tcp", "-duration", "300ms", "-repeat", "2", "-calibrate", "100ms", "-json", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -354,10 +356,26 @@ func TestBenchBinaryQuick(t *testing.T) {
 	if len(rep.Results) != 2 || rep.Results[0].Records == 0 || rep.Results[1].Bytes == 0 {
 		t.Fatalf("%+v", rep.Results)
 	}
-	cmd := exec.CommandContext(ctx, binary(t), "bench", "-writers", "0")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if code := exitCode(cmd.Run()); code != 2 || strings.Count(stderr.String(), "\n") != 1 {
-		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	if rep.SchemaVersion != results.SchemaVersion || len(rep.Rounds) != 2 || rep.Summary == nil || len(rep.Summary.Ratios) != 1 || rep.Summary.Ratios[0].Name != "tcp/raw-tcp" {
+		t.Fatalf("schema %d, %d rounds, summary %+v", rep.SchemaVersion, len(rep.Rounds), rep.Summary)
+	}
+	if !strings.Contains(string(out), "tcp/raw-tcp") || !strings.Contains(string(out), "noise floor") {
+		t.Errorf("table:\n%s", out)
+	}
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-writers", "0"}, {"-repeat", "0"}, {"-loss", "1%", "-seeds", "x"}, {"-loss", "1%", "-seeds", "21"},
+		{"-connections", "0"}, {"-connections", "65"}, {"-rate", "10mbit", "-sweep", "load=0.5,2"},
+		{"-qlog", filepath.Join(file, "q")},
+	} {
+		cmd := exec.CommandContext(ctx, binary(t), append([]string{"bench"}, args...)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if code := exitCode(cmd.Run()); code != 2 || strings.Count(stderr.String(), "\n") != 1 || stdout.Len() != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package transporttest
 
 import (
+	"fmt"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -16,30 +18,57 @@ var leakMarkers = []string{"qexchange/qexchange/", "quic-go/quic-go"}
 // CheckGoroutines returns a function that fails t if goroutines started by
 // this module (or by quic-go on its behalf) are still running; call it
 // after everything is closed. Close calls wait for their goroutines, so
-// only stragglers of asynchronous library teardown get the grace period.
+// only stragglers of asynchronous library teardown get the grace period:
+// the check polls until they are gone or LeakGrace has passed, and then
+// fails with the stacks of every leaked goroutine.
 func CheckGoroutines(t testing.TB) func() {
 	t.Helper()
 	before := ours()
 	return func() {
 		t.Helper()
-		deadline := time.Now().Add(3 * time.Second)
-		var leaked []string
-		for {
-			leaked = leaked[:0]
-			for id, stack := range ours() {
-				if _, ok := before[id]; !ok {
-					leaked = append(leaked, stack)
-				}
-			}
-			if len(leaked) == 0 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond) // bounded poll for async teardown, not synchronisation
-		}
-		if len(leaked) > 0 {
-			t.Errorf("%d goroutine(s) leaked; first:\n%s", len(leaked), leaked[0])
+		if leaked := waitGoroutines(before, LeakGrace); len(leaked) > 0 {
+			t.Errorf("%d goroutine(s) leaked:\n%s", len(leaked), goroutineDump(leaked))
 		}
 	}
+}
+
+// LeakGrace bounds how long CheckGoroutines waits for goroutines that
+// are still winding down after everything was closed.
+const LeakGrace = 3 * time.Second
+
+// waitGoroutines polls until no goroutine of ours is running that was not
+// in before, or until grace has passed; it returns the stragglers.
+func waitGoroutines(before map[string]string, grace time.Duration) []string {
+	deadline := time.Now().Add(grace)
+	for {
+		var leaked []string
+		for id, stack := range ours() {
+			if _, ok := before[id]; !ok {
+				leaked = append(leaked, stack)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			sort.Strings(leaked)
+			return leaked
+		}
+		time.Sleep(10 * time.Millisecond) // bounded poll for async teardown, not synchronisation
+	}
+}
+
+// goroutineDump joins the stacks, at most maxDumped of them: a leak of
+// thousands of channel goroutines repeats a handful of stacks.
+func goroutineDump(stacks []string) string {
+	const maxDumped = 20
+	var b strings.Builder
+	for i, s := range stacks {
+		if i == maxDumped {
+			fmt.Fprintf(&b, "... and %d more\n", len(stacks)-maxDumped)
+			break
+		}
+		b.WriteString(s)
+		b.WriteString("\n\n")
+	}
+	return b.String()
 }
 
 // ours maps goroutine headers to stacks for the module's goroutines.

@@ -1,0 +1,288 @@
+package rpc
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/rs/zerolog"
+)
+
+// Transport names.
+const (
+	TCP  = "tcp"
+	QUIC = "quic"
+)
+
+// Defaults of Config's zero values.
+const (
+	DefaultListenAddr       = "127.0.0.1:0"
+	DefaultCallTimeout      = 10 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultIdleTimeout      = 30 * time.Second
+	DefaultKeepAlivePeriod  = 5 * time.Second
+	DefaultMaxMessageSize   = 1 << 20
+	DefaultMaxConnections   = 1024
+	DefaultMaxInFlight      = 256
+	DefaultMailboxSize      = 1024
+	DefaultShutdownTimeout  = 10 * time.Second
+)
+
+// Config configures a Service. Zero values mean the documented defaults;
+// negative values are errors. TLS material has no default.
+type Config struct {
+	// Transport is TCP or QUIC (default QUIC).
+	Transport string
+	// ListenAddr is where the service accepts connections (default
+	// 127.0.0.1:0). NoListen makes a service that accepts only the
+	// connections handed to ServeTCPConn / ServeQUICConn; on QUIC it still
+	// binds a UDP socket on ListenAddr to dial from, unless DialQUIC is
+	// set (the shared-socket mode: no socket of its own at all).
+	ListenAddr string
+	NoListen   bool
+
+	// Mutual TLS 1.3 on both transports, with the option names of
+	// quictransport.Config: the certificate is Certificate, or loaded from
+	// CertFile and KeyFile; the peer is accepted when its leaf
+	// certificate's SHA-256 is in PinnedSHA256 or its chain verifies
+	// against RootCAs plus CAFile. With neither, NewService fails:
+	// verification is never skipped. ServerName is checked against a
+	// server certificate verified by CA (default: the dialed host).
+	CertFile, KeyFile, CAFile string
+	Certificate               *tls.Certificate
+	RootCAs                   *x509.CertPool
+	PinnedSHA256              [][32]byte
+	ServerName                string
+
+	// CallTimeout bounds a call whose context has no deadline (default
+	// 10s): every call ends, as in Flink, where every ask has a timeout.
+	CallTimeout time.Duration
+	// HandshakeTimeout bounds dialing, TLS and the gateway handshake
+	// (default 10s).
+	HandshakeTimeout time.Duration
+	// IdleTimeout and KeepAlivePeriod detect dead peers (defaults 30s
+	// and 5s): QUIC's idle timeout and keep-alives, TCP keep-alive.
+	IdleTimeout, KeepAlivePeriod time.Duration
+	// MaxMessageSize bounds one encoded message, request or response
+	// (default 1 MiB). Larger ones are refused with ErrTooLarge.
+	MaxMessageSize int
+	// MaxConnections bounds the accepted connections (default 1024); more
+	// are closed at once.
+	MaxConnections int
+	// MaxInFlight bounds the calls in flight on one connection, in each
+	// direction (default 256). On QUIC it is the peer's stream limit; on
+	// TCP a full connection stops being read (back pressure), and a
+	// client waits for a slot within its call's deadline.
+	MaxInFlight int
+	// MailboxSize is the default capacity of an endpoint's mailbox
+	// (default 1024); a full mailbox rejects with ErrMailboxFull.
+	MailboxSize int
+	// ShutdownTimeout bounds the OnStop hooks Close runs (default 10s).
+	ShutdownTimeout time.Duration
+
+	// DialTCP creates TCP client sockets (default: a net.Dialer).
+	DialTCP func(ctx context.Context, network, addr string) (net.Conn, error)
+	// DialQUIC dials a QUIC connection (default: from the service's own
+	// quic.Transport). A node that shares one UDP socket between the data
+	// plane and the control plane sets it to dial from that socket; the
+	// TLS configuration it is given offers ALPN.
+	DialQUIC func(ctx context.Context, addr string, tlsConf *tls.Config, quicConf *quic.Config) (*quic.Conn, error)
+	// ListenPacket creates the UDP socket of a standalone QUIC service
+	// (default net.ListenPacket).
+	ListenPacket func(network, addr string) (net.PacketConn, error)
+
+	// Logger receives connection-level events (default: disabled).
+	Logger zerolog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Transport == "" {
+		c.Transport = QUIC
+	}
+	if c.ListenAddr == "" {
+		c.ListenAddr = DefaultListenAddr
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.CallTimeout, DefaultCallTimeout)
+	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	def(&c.IdleTimeout, DefaultIdleTimeout)
+	def(&c.KeepAlivePeriod, DefaultKeepAlivePeriod)
+	def(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	defInt := func(d *int, v int) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt(&c.MaxMessageSize, DefaultMaxMessageSize)
+	defInt(&c.MaxConnections, DefaultMaxConnections)
+	defInt(&c.MaxInFlight, DefaultMaxInFlight)
+	defInt(&c.MailboxSize, DefaultMailboxSize)
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Transport != TCP && c.Transport != QUIC:
+		return &ConfigError{"Transport", c.Transport, `must be "tcp" or "quic"`}
+	case c.CallTimeout < 0:
+		return &ConfigError{"CallTimeout", c.CallTimeout, "must be >= 0"}
+	case c.HandshakeTimeout < 0:
+		return &ConfigError{"HandshakeTimeout", c.HandshakeTimeout, "must be >= 0"}
+	case c.IdleTimeout < 0:
+		return &ConfigError{"IdleTimeout", c.IdleTimeout, "must be >= 0"}
+	case c.KeepAlivePeriod < 0:
+		return &ConfigError{"KeepAlivePeriod", c.KeepAlivePeriod, "must be >= 0"}
+	case c.ShutdownTimeout < 0:
+		return &ConfigError{"ShutdownTimeout", c.ShutdownTimeout, "must be >= 0"}
+	case c.MaxMessageSize < 0:
+		return &ConfigError{"MaxMessageSize", c.MaxMessageSize, "must be >= 0"}
+	case c.MaxMessageSize > 0 && c.MaxMessageSize < headerSize+64:
+		return &ConfigError{"MaxMessageSize", c.MaxMessageSize, fmt.Sprintf("must be at least %d", headerSize+64)}
+	case c.MaxConnections < 0:
+		return &ConfigError{"MaxConnections", c.MaxConnections, "must be >= 0"}
+	case c.MaxInFlight < 0:
+		return &ConfigError{"MaxInFlight", c.MaxInFlight, "must be >= 0"}
+	case c.MailboxSize < 0:
+		return &ConfigError{"MailboxSize", c.MailboxSize, "must be >= 0"}
+	}
+	return nil
+}
+
+// ErrNoVerification: the configuration gives no way to verify the peer.
+var ErrNoVerification = fmt.Errorf("%w: no way to verify the peer's certificate: set CAFile or RootCAs (CA verification) or PinnedSHA256; verification is never skipped", ErrInvalidConfig)
+
+// ErrNoCertificate: the configuration has no certificate to present.
+var ErrNoCertificate = fmt.Errorf("%w: no certificate: set Certificate or CertFile and KeyFile; both sides of a connection present one", ErrInvalidConfig)
+
+// peerVerifier holds the TLS material of both roles.
+type peerVerifier struct {
+	cert       tls.Certificate
+	roots      *x509.CertPool
+	pins       map[[32]byte]bool
+	serverName string
+}
+
+func newPeerVerifier(c Config) (*peerVerifier, error) {
+	v := &peerVerifier{serverName: c.ServerName, pins: map[[32]byte]bool{}}
+	if c.Certificate != nil {
+		v.cert = *c.Certificate
+	} else if c.CertFile != "" || c.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: loading CertFile %s / KeyFile %s: %v", ErrInvalidConfig, c.CertFile, c.KeyFile, err)
+		}
+		v.cert = cert
+	}
+	if len(v.cert.Certificate) == 0 {
+		return nil, ErrNoCertificate
+	}
+	for _, p := range c.PinnedSHA256 {
+		v.pins[p] = true
+	}
+	if c.RootCAs != nil {
+		v.roots = c.RootCAs.Clone()
+	}
+	if c.CAFile != "" {
+		pemBytes, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading CAFile: %v", ErrInvalidConfig, err)
+		}
+		if v.roots == nil {
+			v.roots = x509.NewCertPool()
+		}
+		if !v.roots.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("%w: CAFile %s holds no PEM certificate", ErrInvalidConfig, c.CAFile)
+		}
+	}
+	if v.roots == nil && len(v.pins) == 0 {
+		return nil, ErrNoVerification
+	}
+	return v, nil
+}
+
+// check accepts the peer's chain (leaf first) when the leaf is pinned or
+// the chain verifies against the CAs for the role's key usage.
+func (v *peerVerifier) check(cs tls.ConnectionState, server bool, name string) error {
+	role, usage := "client", x509.ExtKeyUsageClientAuth
+	if server {
+		role, usage = "server", x509.ExtKeyUsageServerAuth
+	}
+	if len(cs.PeerCertificates) == 0 {
+		return fmt.Errorf("rpc: the %s presented no certificate", role)
+	}
+	leaf := cs.PeerCertificates[0]
+	fp := sha256.Sum256(leaf.Raw)
+	if v.pins[fp] {
+		return nil
+	}
+	if v.roots == nil {
+		return fmt.Errorf("rpc: %s certificate (sha256 %x) is not pinned", role, fp)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	opts := x509.VerifyOptions{Roots: v.roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}
+	if server {
+		opts.DNSName = name
+	}
+	if _, err := leaf.Verify(opts); err != nil {
+		return fmt.Errorf("rpc: %s certificate (sha256 %x) is neither pinned nor signed by a trusted CA: %w", role, fp, err)
+	}
+	return nil
+}
+
+// serverTLS offers ALPN and requires the client's certificate, verified
+// by pin or CA.
+func (v *peerVerifier) serverTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{v.cert},
+		NextProtos:   []string{ALPN},
+		// Required here, verified by pin or CA in VerifyConnection:
+		// crypto/tls's own chain check cannot do pins.
+		ClientAuth: tls.RequireAnyClientCert,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return v.check(cs, false, "")
+		},
+	}
+}
+
+func (v *peerVerifier) clientTLS(host string) *tls.Config {
+	name := v.serverName
+	if name == "" {
+		name = host
+	}
+	cert := v.cert
+	return &tls.Config{
+		MinVersion:           tls.VersionTLS13,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil },
+		NextProtos:           []string{ALPN},
+		ServerName:           name,
+		// Not skipped: the built-in check is replaced by
+		// VerifyConnection, which verifies by pin or CA and fails the
+		// handshake otherwise.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if cs.NegotiatedProtocol != ALPN {
+				return fmt.Errorf("rpc: server did not negotiate ALPN %q (got %q)", ALPN, cs.NegotiatedProtocol)
+			}
+			return v.check(cs, true, name)
+		},
+	}
+}
+
+// errBadALPN: a connection handed to the service did not negotiate the
+// control plane's ALPN.
+var errBadALPN = errors.New("rpc: connection did not negotiate ALPN " + ALPN)
