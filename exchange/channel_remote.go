@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -40,7 +41,7 @@ func newRemoteChannel(g *InputGate, i int, spec ChannelSpec) *remoteChannel {
 		g: g, idx: i, spec: spec, cid: NewChannelID(),
 		d:     deserializer{maxRecord: g.env.cfg.MaxRecordSize},
 		rc:    credit.NewReceiver(g.cfg.ExclusiveBuffers),
-		retry: backoff{next: g.cfg.InitialBackoff, max: g.cfg.MaxBackoff},
+		retry: newBackoff(g.cfg),
 	}
 	for range g.cfg.ExclusiveBuffers {
 		// The exclusive pool's minimum covers every channel: cannot fail.
@@ -225,7 +226,12 @@ func (c *remoteChannel) OnError(err error) {
 		if d, ok := c.retry.delay(); ok {
 			link := c.link
 			c.link = nil
-			c.timer = time.AfterFunc(d, c.start)
+			next := c.start
+			if chk := c.g.cfg.PartitionStateChecker; chk != nil && errors.Is(err, ErrPartitionNotFound) {
+				// Ask now; wait out the backoff only if told to retry.
+				next, d = func() { c.checkPartitionState(chk, d) }, 0
+			}
+			c.timer = time.AfterFunc(d, next)
 			c.mu.Unlock()
 			if link != nil {
 				link.Close()
@@ -428,4 +434,25 @@ func (c *remoteChannel) release() {
 	for _, s := range flt {
 		c.g.floating.recycle(s)
 	}
+}
+
+// checkPartitionState asks chk whether the producer of a missing
+// partition may still come: retry after delay, or fail the channel now.
+func (c *remoteChannel) checkPartitionState(chk PartitionStateChecker, delay time.Duration) {
+	ctx, cancel := context.WithTimeout(c.g.ctx, max(delay, 100*time.Millisecond))
+	err := chk.CheckPartitionState(ctx, c.spec.Partition)
+	cancel()
+	c.mu.Lock()
+	if c.released || c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	if err == nil {
+		c.timer = time.AfterFunc(delay, c.start)
+		c.mu.Unlock()
+		return
+	}
+	c.err = &PartitionNotFoundError{Partition: c.spec.Partition, Peer: c.spec.Addr, Waited: time.Since(c.retry.started), Cause: err}
+	c.mu.Unlock()
+	c.g.notifyChannel(c.idx, false)
 }

@@ -52,7 +52,8 @@
 // and the gate then ends with a *GateFailedError holding every failure,
 // never with io.EOF;
 // a missing partition is retried with exponential backoff (100 ms doubling
-// to 10 s) before it fails.
+// to 10 s) before it fails, or for GateConfig.PartitionRequestTimeout in
+// total when that is set.
 //
 // # Metrics
 //
@@ -65,7 +66,9 @@
 //
 // # Transports
 //
-// Transports implement Transport; the model (readers, credit, sequence
+// Transports implement Transport (Config.Transport takes a factory:
+// tcptransport.New, quictransport.New or memtransport's); the channel
+// protocol they speak is package chanproto's; the model (views, credit, sequence
 // numbers) stays here, so every transport runs the same protocol and
 // passes the same conformance suite (package transporttest).
 package exchange

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,12 +24,11 @@ type Config struct {
 	// refused with ErrRecordTooLarge, and a received length above it is a
 	// protocol error.
 	MaxRecordSize int
-	// Transport names the transport in Transports to use ("tcp", "quic",
-	// "mem"). Empty: no network; only local channels.
-	Transport string
-	// Transports maps names to factories; see package transports for
-	// the built-in ones.
-	Transports map[string]TransportFactory
+	// Transport creates the node's transport, e.g.
+	// tcptransport.New(tcptransport.Config{}) or
+	// quictransport.New(quictransport.Config{...}). Nil: no network; only
+	// local channels.
+	Transport TransportFactory
 	// ListenAddr is the transport's listen address (default
 	// "127.0.0.1:0").
 	ListenAddr string
@@ -54,12 +52,13 @@ type Environment struct {
 	partitions *partitionManager
 	transport  Transport
 
-	mu       sync.Mutex
-	gates    map[*InputGate]struct{}
-	owned    map[*ResultPartition]struct{}
-	closed   bool
-	closeErr error
-	gateSeq  int64
+	mu        sync.Mutex
+	gates     map[*InputGate]struct{}
+	owned     map[*ResultPartition]struct{}
+	closed    bool
+	closeErr  error         // set before closeDone is closed
+	closeDone chan struct{} // closed when Close finished
+	gateSeq   int64
 
 	metrics *envMetrics // nil without Config.Metrics
 }
@@ -67,20 +66,9 @@ type Environment struct {
 // NewEnvironment sets up a node and, if a transport is named, starts
 // listening.
 func NewEnvironment(ctx context.Context, cfg Config) (*Environment, error) {
-	if cfg.NetworkMemory == 0 {
-		cfg.NetworkMemory = DefaultNetworkMemory
-	}
-	if cfg.SegmentSize == 0 {
-		cfg.SegmentSize = DefaultSegmentSize
-	}
-	if cfg.MaxRecordSize == 0 {
-		cfg.MaxRecordSize = DefaultMaxRecordSize
-	}
-	if cfg.MaxRecordSize < 0 || cfg.MaxRecordSize > 1<<30 {
-		return nil, configError("MaxRecordSize", cfg.MaxRecordSize, "must be in 1..1 GiB")
-	}
-	if cfg.NetworkMemory < 0 {
-		return nil, configError("NetworkMemory", cfg.NetworkMemory, "must be positive")
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	pool, err := NewNetworkBufferPool(cfg.NetworkMemory, cfg.SegmentSize)
 	if err != nil {
@@ -93,28 +81,15 @@ func NewEnvironment(ctx context.Context, cfg Config) (*Environment, error) {
 		partitions: &partitionManager{parts: make(map[PartitionID]*ResultPartition)},
 		gates:      make(map[*InputGate]struct{}),
 		owned:      make(map[*ResultPartition]struct{}),
+		closeDone:  make(chan struct{}),
 	}
 	if cfg.Metrics != nil {
 		if e.metrics, err = newEnvMetrics(e, cfg.Metrics); err != nil {
 			return nil, err
 		}
 	}
-	if cfg.Transport != "" {
-		f := cfg.Transports[cfg.Transport]
-		if f == nil {
-			names := make([]string, 0, len(cfg.Transports))
-			for n := range cfg.Transports {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			e.stopMetrics()
-			return nil, configError("Transport", cfg.Transport, fmt.Sprintf("unknown transport (known: %v)", names))
-		}
-		addr := cfg.ListenAddr
-		if addr == "" {
-			addr = "127.0.0.1:0"
-		}
-		t, err := f(TransportOptions{ListenAddr: addr, SegmentSize: cfg.SegmentSize, Logger: cfg.Logger})
+	if cfg.Transport != nil {
+		t, err := cfg.Transport(TransportOptions{ListenAddr: cfg.ListenAddr, SegmentSize: cfg.SegmentSize, Logger: cfg.Logger})
 		if err != nil {
 			e.stopMetrics()
 			return nil, err
@@ -202,6 +177,21 @@ func (e *Environment) gateClosed(g *InputGate) {
 	e.mu.Unlock()
 }
 
+// Shutdown is Close bounded by ctx: if the close has not finished when ctx
+// is done (a peer that does not answer, a transport stuck in the
+// network), Shutdown returns ctx's error and the close goes on in the
+// background. A command line tool that must exit in bounded time uses it.
+func (e *Environment) Shutdown(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- e.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("exchange: environment close: %w", context.Cause(ctx))
+	}
+}
+
 // partitionReleased forgets a released partition, so that a long-running
 // node that creates partitions job after job does not keep them all.
 func (e *Environment) partitionReleased(p *ResultPartition) {
@@ -232,11 +222,13 @@ func (e *Environment) stopMetrics() {
 }
 
 // Close closes every gate, the transport and every partition, and returns
-// the memory. Afterwards BufferPool().Outstanding() is 0.
+// the memory. Afterwards BufferPool().Outstanding() is 0. A second call
+// waits for the first to finish and returns its result.
 func (e *Environment) Close() error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
+		<-e.closeDone
 		return e.closeErr
 	}
 	e.closed = true
@@ -265,5 +257,6 @@ func (e *Environment) Close() error {
 	e.partitions.mu.Unlock()
 	e.stopMetrics()
 	e.closeErr = errors.Join(errs...)
+	close(e.closeDone)
 	return e.closeErr
 }

@@ -81,6 +81,9 @@ type PartitionNotFoundError struct {
 	Peer      string
 	// Waited is how long the consumer retried before giving up.
 	Waited time.Duration
+	// Cause is why the consumer gave up early: the answer of
+	// GateConfig.PartitionStateChecker (nil: retries ran out).
+	Cause error
 }
 
 func (e *PartitionNotFoundError) Error() string {
@@ -91,10 +94,18 @@ func (e *PartitionNotFoundError) Error() string {
 	if e.Waited > 0 {
 		s += fmt.Sprintf(" (retried for %v)", e.Waited.Round(time.Millisecond))
 	}
+	if e.Cause != nil {
+		s += ": " + e.Cause.Error()
+	}
 	return s
 }
 
-func (e *PartitionNotFoundError) Unwrap() error { return ErrPartitionNotFound }
+func (e *PartitionNotFoundError) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{ErrPartitionNotFound, e.Cause}
+	}
+	return []error{ErrPartitionNotFound}
+}
 
 // RemoteError is an error reported by the producer side.
 type RemoteError struct {

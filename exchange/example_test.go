@@ -15,7 +15,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	network := memtransport.NewNetwork() // tcptransport.New or quictransport.New in production
-	cfg := exchange.Config{Transport: "mem", Transports: map[string]exchange.TransportFactory{"mem": network.Factory()}}
+	cfg := exchange.Config{Transport: network.Factory()}
 
 	producer, _ := exchange.NewEnvironment(ctx, cfg)
 	defer producer.Close()

@@ -46,6 +46,26 @@ type GateConfig struct {
 	// starts at InitialBackoff (100 ms) and doubles up to MaxBackoff
 	// (10 s); a retry needed after that fails the channel.
 	InitialBackoff, MaxBackoff time.Duration
+	// PartitionRequestTimeout, if > 0, is instead the total time a channel
+	// keeps retrying a producer that is not there yet (partition not
+	// found, connection refused), with the delays above, before it fails
+	// with an error naming the address (a *PartitionNotFoundError or an
+	// *exchange.ConnectionError).
+	PartitionRequestTimeout time.Duration
+	// PartitionStateChecker, if set, is asked when a partition request
+	// gets PartitionNotFound (Flink's requestPartitionState): a nil error
+	// keeps retrying with backoff, an error fails the channel at once
+	// with it. Nil: retry blind as above.
+	PartitionStateChecker PartitionStateChecker
+}
+
+// PartitionStateChecker asks a coordinator about a partition's producer
+// (package rpc/partitionstate implements it).
+type PartitionStateChecker interface {
+	// CheckPartitionState returns nil while the producer may still come
+	// (deploying, running, unknown, or no answer), and the reason to
+	// give up otherwise (the producer failed, the partition was released).
+	CheckPartitionState(ctx context.Context, partition PartitionID) error
 }
 
 // Element is what InputGate.Next returns: a record or an event, and the
@@ -159,37 +179,12 @@ type InputGate struct {
 }
 
 func newInputGate(env *Environment, cfg GateConfig) (*InputGate, error) {
-	if len(cfg.Channels) == 0 {
-		return nil, configError("Channels", 0, "need at least one channel")
-	}
-	switch {
-	case cfg.ExclusiveBuffers == 0:
-		cfg.ExclusiveBuffers = DefaultExclusiveBuffers
-	case cfg.ExclusiveBuffers == NoExclusiveBuffers:
-		cfg.ExclusiveBuffers = 0
-	case cfg.ExclusiveBuffers < 0:
-		return nil, configError("ExclusiveBuffers", cfg.ExclusiveBuffers, "must be > 0 or NoExclusiveBuffers")
-	}
-	if cfg.FloatingBuffers == 0 {
-		cfg.FloatingBuffers = DefaultFloatingBuffers
-	}
-	if cfg.FloatingBuffers < 0 {
-		return nil, configError("FloatingBuffers", cfg.FloatingBuffers, "must be >= 1")
-	}
-	if cfg.InitialBackoff == 0 {
-		cfg.InitialBackoff = DefaultInitialBackoff
-	}
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = DefaultMaxBackoff
-	}
-	if cfg.InitialBackoff < 0 || cfg.MaxBackoff < cfg.InitialBackoff {
-		return nil, configError("MaxBackoff", cfg.MaxBackoff, "must be >= InitialBackoff > 0")
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	remote := 0
-	for i, c := range cfg.Channels {
-		if c.Subpartition < 0 {
-			return nil, configError(fmt.Sprintf("Channels[%d].Subpartition", i), c.Subpartition, "must be >= 0")
-		}
+	for _, c := range cfg.Channels {
 		if c.Addr != "" {
 			remote++
 		}
@@ -512,28 +507,4 @@ func (g *InputGate) Close() error {
 		g.env.gateClosed(g)
 	})
 	return nil
-}
-
-// backoff is the partition request retry schedule of one channel.
-type backoff struct {
-	next, max time.Duration
-	started   time.Time
-}
-
-// delay returns the wait before the next retry, or false when retries are
-// exhausted.
-func (b *backoff) delay() (time.Duration, bool) {
-	if b.started.IsZero() {
-		b.started = time.Now()
-	}
-	d := b.next
-	if d > b.max {
-		return 0, false
-	}
-	if d == b.max {
-		b.next = b.max + 1
-	} else {
-		b.next = min(2*d, b.max)
-	}
-	return d, true
 }

@@ -58,7 +58,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"negative memory", exchange.Config{NetworkMemory: -1}, "NetworkMemory"},
 		{"memory below one segment", exchange.Config{NetworkMemory: 1000}, "NetworkMemory"},
 		{"negative record size", exchange.Config{MaxRecordSize: -5}, "MaxRecordSize"},
-		{"unknown transport", exchange.Config{Transport: "carrier-pigeon"}, "Transport"},
+		{"negative segment size", exchange.Config{SegmentSize: -1}, "SegmentSize"},
 	} {
 		_, err := exchange.NewEnvironment(ctx, c.cfg)
 		var ce *exchange.ConfigError

@@ -21,7 +21,7 @@ type PartitionType struct {
 	Blocking bool
 }
 
-// The partition types of DESIGN.md. PipelinedBounded is the default.
+// The partition types of docs/architecture.md ("model"). PipelinedBounded is the default.
 var (
 	PipelinedBounded = PartitionType{Pipelined: true, Bounded: true}
 	Pipelined        = PartitionType{Pipelined: true}
@@ -112,35 +112,9 @@ type ResultPartition struct {
 }
 
 func newResultPartition(env *Environment, cfg PartitionConfig) (*ResultPartition, error) {
-	if cfg.Subpartitions < 1 {
-		return nil, configError("Subpartitions", cfg.Subpartitions, "must be at least 1")
-	}
-	if cfg.Subpartitions > 1<<20 {
-		return nil, configError("Subpartitions", cfg.Subpartitions, "must be at most 1048576")
-	}
-	if cfg.Type == (PartitionType{}) {
-		cfg.Type = PipelinedBounded
-	}
-	if cfg.Type != PipelinedBounded {
-		return nil, configError("Type", cfg.Type, "only PIPELINED_BOUNDED is implemented")
-	}
-	switch {
-	case cfg.BufferTimeout == 0:
-		cfg.BufferTimeout = DefaultBufferTimeout
-	case cfg.BufferTimeout < 0 && cfg.BufferTimeout != FlushEveryRecord && cfg.BufferTimeout != FlushFullBuffersOnly:
-		return nil, configError("BufferTimeout", cfg.BufferTimeout, "must be > 0, FlushEveryRecord or FlushFullBuffersOnly")
-	}
-	if cfg.MinBuffers == 0 {
-		cfg.MinBuffers = cfg.Subpartitions + 1
-	}
-	if cfg.MaxBuffers == 0 {
-		cfg.MaxBuffers = max(2*cfg.Subpartitions+8, cfg.MinBuffers)
-	}
-	if cfg.MinBuffers < 2 {
-		return nil, configError("MinBuffers", cfg.MinBuffers, "must be at least 2")
-	}
-	if cfg.ID == (PartitionID{}) {
-		cfg.ID = NewPartitionID()
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	pool, err := env.pool.CreateLocalPool("partition "+cfg.ID.String(), cfg.MinBuffers, cfg.MaxBuffers)
 	if err != nil {

@@ -216,11 +216,11 @@ func TestSubpartitionEndAndRelease(t *testing.T) {
 // openView opens the producer-side view of subpartition sub as a
 // transport does for a PartitionRequest with the given initial credit,
 // counting its availability notifications.
-func openView(t *testing.T, env *Environment, p *ResultPartition, sub, credit int) (*Reader, *atomic.Int32) {
+func openView(t *testing.T, env *Environment, p *ResultPartition, sub, credit int) (*SubpartitionView, *atomic.Int32) {
 	t.Helper()
 	var notified atomic.Int32
-	v, err := env.partitions.OpenReader(ReaderRequest{Partition: p.ID(), Subpartition: sub, InitialCredit: credit, Peer: "test"},
-		func(*Reader) { notified.Add(1) })
+	v, err := env.partitions.OpenView(ViewRequest{Partition: p.ID(), Subpartition: sub, InitialCredit: credit, Peer: "test"},
+		func(*SubpartitionView) { notified.Add(1) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,10 +321,10 @@ func TestViewBacklogAnnouncement(t *testing.T) {
 func TestViewEndsWithError(t *testing.T) {
 	env, p := localPartition(t, 2)
 	v0, _ := openView(t, env, p, 0, 2)
-	if _, err := env.partitions.OpenReader(ReaderRequest{Partition: p.ID(), Subpartition: 0, InitialCredit: 2}, func(*Reader) {}); !errors.Is(err, ErrAlreadyConsumed) {
+	if _, err := env.partitions.OpenView(ViewRequest{Partition: p.ID(), Subpartition: 0, InitialCredit: 2}, func(*SubpartitionView) {}); !errors.Is(err, ErrAlreadyConsumed) {
 		t.Fatalf("second view of one subpartition: %v, want ErrAlreadyConsumed", err)
 	}
-	if _, err := env.partitions.OpenReader(ReaderRequest{Partition: NewPartitionID()}, func(*Reader) {}); !errors.Is(err, ErrPartitionNotFound) {
+	if _, err := env.partitions.OpenView(ViewRequest{Partition: NewPartitionID()}, func(*SubpartitionView) {}); !errors.Is(err, ErrPartitionNotFound) {
 		t.Fatalf("view of an unknown partition: %v, want ErrPartitionNotFound", err)
 	}
 	v1, _ := openView(t, env, p, 1, 2)

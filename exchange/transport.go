@@ -2,7 +2,6 @@ package exchange
 
 import (
 	"context"
-	"net"
 
 	"github.com/rs/zerolog"
 
@@ -10,21 +9,21 @@ import (
 )
 
 // Transport is the pluggable network layer of one node. The model
-// (partitions, readers, input channels, credit) lives in this package; a
-// transport only moves the messages of DESIGN.md section 7 between nodes.
+// (partitions, subpartition views, input channels, credit) lives in this package; a
+// transport only moves the messages of docs/architecture.md ("wire protocol") between nodes.
 //
 // Server side: Listen accepts connections and, for every PartitionRequest,
-// opens a Reader through the ReaderProvider and writes the Reader's
+// opens a SubpartitionView through the ViewProvider and writes the view's
 // responses back. Client side: OpenChannel sends a PartitionRequest for one
 // RemoteInputChannel and delivers what arrives to its ChannelHandler.
 //
 // Implementations must be safe for concurrent use.
 type Transport interface {
-	// Name is the name the transport is selected by ("tcp", "quic", "mem").
+	// Name names the transport in logs and results ("tcp", "quic", "mem").
 	Name() string
 	// Listen starts serving partition requests answered by provider. It
 	// returns once the transport is listening; serving goes on until Close.
-	Listen(ctx context.Context, provider ReaderProvider) error
+	Listen(ctx context.Context, provider ViewProvider) error
 	// Addr is the address peers connect to; empty before Listen.
 	Addr() string
 	// OpenChannel requests subpartition req.Subpartition of req.Partition
@@ -104,21 +103,21 @@ type ChannelLink interface {
 	Close() error
 }
 
-// ReaderProvider opens producer-side readers for partition requests. The
+// ViewProvider opens producer-side views for partition requests. The
 // PartitionManager implements it.
-type ReaderProvider interface {
-	// OpenReader creates the reader for one remote input channel.
-	// onAvailable is called (possibly before OpenReader returns) each time
-	// the reader goes from "nothing to send" to "something to send"; the
+type ViewProvider interface {
+	// OpenView creates the view for one remote input channel.
+	// onAvailable is called (possibly before OpenView returns) each time
+	// the view goes from "nothing to send" to "something to send"; the
 	// transport then calls Next until Response.More is false. onAvailable
-	// must not block or call back into the reader. Errors: a
+	// must not block or call back into the view. Errors: a
 	// *PartitionNotFoundError (wire.CodePartitionNotFound) when the
 	// partition is not registered, ErrAlreadyConsumed, or a *ConfigError.
-	OpenReader(req ReaderRequest, onAvailable func(*Reader)) (*Reader, error)
+	OpenView(req ViewRequest, onAvailable func(*SubpartitionView)) (*SubpartitionView, error)
 }
 
-// ReaderRequest is the server side of a PartitionRequest.
-type ReaderRequest struct {
+// ViewRequest is the server side of a PartitionRequest.
+type ViewRequest struct {
 	Partition     PartitionID
 	Subpartition  int
 	Receiver      ChannelID
@@ -126,10 +125,3 @@ type ReaderRequest struct {
 	// Peer names the requesting node in logs and errors.
 	Peer string
 }
-
-// Dialer and Listener hooks let a transport's sockets be created elsewhere
-// (the link emulator creates them inside network namespaces).
-type (
-	DialFunc   func(ctx context.Context, network, addr string) (net.Conn, error)
-	ListenFunc func(network, addr string) (net.Listener, error)
-)

@@ -53,7 +53,7 @@ func TestTLSVerification(t *testing.T) {
 	node := func(cfg quictransport.Config) *exchange.Environment {
 		cfg.HandshakeTimeout = 2 * time.Second
 		e, err := exchange.NewEnvironment(context.Background(), exchange.Config{
-			Transport: "quic", Transports: map[string]exchange.TransportFactory{"quic": quictransport.New(cfg)},
+			Transport: quictransport.New(cfg),
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -1,15 +1,16 @@
 package quictransport
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlogwriter"
 
 	"github.com/qexchange/qexchange/exchange"
 	"github.com/qexchange/qexchange/exchange/wire"
@@ -69,6 +70,13 @@ type Config struct {
 	// open and detects dead peers.
 	IdleTimeout, KeepAlivePeriod time.Duration
 
+	// ConnectionsPerNode is the number of QUIC connections to one remote
+	// node (default 1, at most 64), all on the node's one UDP socket. With
+	// K > 1 the channels to a node are spread over K connections by a
+	// hash of their id, so that K congestion controllers share a lossy
+	// path.
+	ConnectionsPerNode int
+
 	// MaxIncomingStreams is the number of concurrent streams (input
 	// channels) a peer may open on one connection (default 1<<16).
 	MaxIncomingStreams int64
@@ -77,6 +85,20 @@ type Config struct {
 	// DefaultConnectionReceiveWindow), sized so that credit, not QUIC flow
 	// control, is the binding limit. See doc.go for the arithmetic.
 	StreamReceiveWindow, ConnectionReceiveWindow uint64
+
+	// QlogDir, if set, receives a qlog trace (quic-go's JSON-SEQ format,
+	// <connection id>_<client|server>.sqlog) of every connection, to trace
+	// a stall to the packet whose loss caused it. The directory is created
+	// if needed; one that cannot be written is a configuration error.
+	QlogDir string
+
+	// ExtraProtocols lets other protocols share the node's UDP socket: a
+	// connection that negotiates one of these TLS application protocols
+	// (ALPN) is handed to its func (on a goroutine of its own, which owns
+	// the connection) instead of serving the exchange. Peers dial them
+	// with Transport.DialProtocol. The TLS material and its verification
+	// are the exchange's.
+	ExtraProtocols map[string]func(*quic.Conn)
 
 	// ListenPacket creates the node's UDP socket (default
 	// net.ListenPacket); the link emulator uses it to create sockets in
@@ -87,39 +109,86 @@ type Config struct {
 	UDPBufferSize int
 }
 
+// MaxConnectionsPerNode bounds Config.ConnectionsPerNode.
+const MaxConnectionsPerNode = 64
+
+// StreamReceiveWindowFor is the default per-stream receive window for a
+// segment size: DefaultStreamReceiveWindow, or 64 maximum-size frames if
+// that is more, so that large segment sizes keep the same head room over
+// credit. Raw QUIC baselines use it to match the transport's settings.
+func StreamReceiveWindowFor(segmentSize int) uint64 {
+	return max(DefaultStreamReceiveWindow, 64*uint64(wire.MaxFrameSizeFor(segmentSize)))
+}
+
+// withDefaults fills the zero values of c with the documented defaults.
 func (c Config) withDefaults(segmentSize int) Config {
-	if c.HandshakeTimeout <= 0 {
+	if c.ConnectionsPerNode == 0 {
+		c.ConnectionsPerNode = 1
+	}
+	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
-	if c.IdleTimeout <= 0 {
+	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
-	if c.KeepAlivePeriod <= 0 {
+	if c.KeepAlivePeriod == 0 {
 		c.KeepAlivePeriod = DefaultKeepAlivePeriod
 	}
-	if c.MaxIncomingStreams <= 0 {
+	if c.MaxIncomingStreams == 0 {
 		c.MaxIncomingStreams = DefaultMaxIncomingStreams
 	}
 	if c.StreamReceiveWindow == 0 {
-		// At least 64 maximum-size frames, so large segment sizes keep
-		// the same head room over credit.
-		c.StreamReceiveWindow = max(DefaultStreamReceiveWindow, 64*uint64(wire.MaxFrameSizeFor(segmentSize)))
+		c.StreamReceiveWindow = StreamReceiveWindowFor(segmentSize)
 	}
 	if c.ConnectionReceiveWindow == 0 {
 		c.ConnectionReceiveWindow = max(DefaultConnectionReceiveWindow, 4*c.StreamReceiveWindow)
 	}
-	if c.UDPBufferSize <= 0 {
+	if c.UDPBufferSize == 0 {
 		c.UDPBufferSize = DefaultUDPBufferSize
 	}
 	return c
 }
 
+// validate checks c after withDefaults; the TLS material is checked by
+// newTLSSetup.
+func (c Config) validate() error {
+	switch {
+	case c.ConnectionsPerNode < 1 || c.ConnectionsPerNode > MaxConnectionsPerNode:
+		return configErr("ConnectionsPerNode", c.ConnectionsPerNode, "must be in 1..64")
+	case c.HandshakeTimeout < 0:
+		return configErr("HandshakeTimeout", c.HandshakeTimeout, "must be >= 0")
+	case c.IdleTimeout < 0:
+		return configErr("IdleTimeout", c.IdleTimeout, "must be >= 0")
+	case c.KeepAlivePeriod < 0:
+		return configErr("KeepAlivePeriod", c.KeepAlivePeriod, "must be >= 0")
+	case c.MaxIncomingStreams < 0:
+		return configErr("MaxIncomingStreams", c.MaxIncomingStreams, "must be >= 0")
+	case c.UDPBufferSize < 0:
+		return configErr("UDPBufferSize", c.UDPBufferSize, "must be >= 0")
+	}
+	for alpn, serve := range c.ExtraProtocols {
+		if alpn == "" || alpn == ALPN || serve == nil {
+			return configErr("ExtraProtocols", alpn, "needs a non-empty ALPN other than "+ALPN+" and a non-nil func")
+		}
+	}
+	if c.QlogDir != "" {
+		if err := checkWritableDir(c.QlogDir); err != nil {
+			return configErr("QlogDir", c.QlogDir, err.Error())
+		}
+	}
+	return nil
+}
+
+func configErr(field string, value any, reason string) error {
+	return &exchange.ConfigError{Field: "quictransport." + field, Value: value, Reason: reason}
+}
+
 // ErrNoVerification: the configuration gives no way to verify the peer
 // (no CA and no pinned fingerprint).
-var ErrNoVerification = errors.New("quictransport: no way to verify the peer's certificate: set CAFile or RootCAs (CA verification) or PinnedSHA256 (see SelfSigned, DeriveSelfSigned); verification is never skipped")
+var ErrNoVerification = fmt.Errorf("%w: quictransport: no way to verify the peer's certificate: set CAFile or RootCAs (CA verification) or PinnedSHA256 (see SelfSigned, DeriveSelfSigned); verification is never skipped", exchange.ErrInvalidConfig)
 
 // ErrNoCertificate: the configuration has no certificate to present.
-var ErrNoCertificate = errors.New("quictransport: no certificate: set Certificate (e.g. from SelfSigned or DeriveSelfSigned) or CertFile and KeyFile; both sides of a connection present one")
+var ErrNoCertificate = fmt.Errorf("%w: quictransport: no certificate: set Certificate (e.g. from SelfSigned or DeriveSelfSigned) or CertFile and KeyFile; both sides of a connection present one", exchange.ErrInvalidConfig)
 
 // tlsSetup holds what both TLS roles share.
 type tlsSetup struct {
@@ -137,7 +206,7 @@ func newTLSSetup(c Config) (*tlsSetup, error) {
 	case c.CertFile != "" || c.KeyFile != "":
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("quictransport: loading certificate %s / key %s: %w", c.CertFile, c.KeyFile, err)
+			return nil, configErr("CertFile", c.CertFile+" / "+c.KeyFile, err.Error())
 		}
 		s.cert = cert
 	default:
@@ -155,13 +224,13 @@ func newTLSSetup(c Config) (*tlsSetup, error) {
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("quictransport: reading CAFile: %w", err)
+			return nil, configErr("CAFile", c.CAFile, err.Error())
 		}
 		if s.roots == nil {
 			s.roots = x509.NewCertPool()
 		}
 		if !s.roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("quictransport: CAFile %s holds no PEM certificate", c.CAFile)
+			return nil, configErr("CAFile", c.CAFile, "holds no PEM certificate")
 		}
 	}
 	if s.roots == nil && len(s.pins) == 0 {
@@ -215,11 +284,13 @@ func (s *tlsSetup) verify(rawCerts [][]byte, isServerCert bool, serverName strin
 	return nil
 }
 
-func (s *tlsSetup) serverConfig() *tls.Config {
+// serverConfig returns the TLS configuration for accepting connections
+// of the protocols alpns.
+func (s *tlsSetup) serverConfig(alpns ...string) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{s.cert},
-		NextProtos:   []string{ALPN},
+		NextProtos:   alpns,
 		// The client's certificate is required and verified below, by pin
 		// or CA; crypto/tls's own chain check cannot do pins.
 		ClientAuth: tls.RequireAnyClientCert,
@@ -229,8 +300,9 @@ func (s *tlsSetup) serverConfig() *tls.Config {
 	}
 }
 
-// clientConfig returns the TLS configuration for dialing host.
-func (s *tlsSetup) clientConfig(host string) *tls.Config {
+// clientConfig returns the TLS configuration for dialing host with the
+// application protocol alpn.
+func (s *tlsSetup) clientConfig(host, alpn string) *tls.Config {
 	name := s.serverName
 	if name == "" {
 		name = host
@@ -241,7 +313,7 @@ func (s *tlsSetup) clientConfig(host string) *tls.Config {
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return &cert, nil
 		},
-		NextProtos: []string{ALPN},
+		NextProtos: []string{alpn},
 		ServerName: name,
 		// Not skipped: crypto/tls's built-in check is replaced by
 		// VerifyPeerCertificate, which verifies by pin or CA (with the
@@ -253,7 +325,9 @@ func (s *tlsSetup) clientConfig(host string) *tls.Config {
 	}
 }
 
-func (c Config) quicConfig(server bool) *quic.Config {
+// quicConfig returns quic-go's configuration for one side; the tracer
+// writes qlog traces (nil: none).
+func (c Config) quicConfig(server bool, tracer func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace) *quic.Config {
 	qc := &quic.Config{
 		HandshakeIdleTimeout:           c.HandshakeTimeout,
 		MaxIdleTimeout:                 c.IdleTimeout,
@@ -264,6 +338,7 @@ func (c Config) quicConfig(server bool) *quic.Config {
 		MaxConnectionReceiveWindow:     c.ConnectionReceiveWindow,
 		MaxIncomingStreams:             c.MaxIncomingStreams,
 		MaxIncomingUniStreams:          -1,
+		Tracer:                         tracer,
 	}
 	if !server {
 		// Only consumers open streams.

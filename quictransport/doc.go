@@ -1,7 +1,12 @@
 // Package quictransport is the QUIC exchange.Transport ("quic"): one
 // quic-go Transport (one UDP socket) per node for listening and dialing,
-// one connection per remote node shared by all channels to it, and one
-// bidirectional QUIC stream per input channel.
+// one connection per remote node shared by all channels to it (or
+// Config.ConnectionsPerNode, up to 64, with channels spread over them by
+// a hash of their id, all on the one socket), and one bidirectional QUIC
+// stream per input channel. The channel protocol itself (credit, the
+// receive sequence, the failure policy) is package chanproto's, shared
+// with the other transports; this package keeps streams, priorities and
+// TLS.
 //
 // # Why a stream per channel
 //
@@ -23,15 +28,30 @@
 // Hello, then BufferResponses, BacklogAnnouncements and, to fail the
 // channel, an ErrorResponse. The consumer sends AddCredit,
 // ResumeConsumption, AckAllUserRecordsProcessed, TaskEventRequest and
-// NewBufferSize on the same stream. Per stream the producer runs a writer
-// goroutine (driven by the Reader's availability; it writes each buffer's
-// header and then the payload straight from the network buffer, which it
-// releases after the write) and a reader goroutine for the consumer's
-// messages; the consumer runs a reader goroutine (it reads each payload
-// straight into a credit-backed buffer from ChannelHandler.RequestBuffer)
-// and a control writer goroutine (NotifyCreditAvailable only queues, so it
-// never blocks; the writer asks TakeUnannouncedCredit when it writes, so
-// credit announced in between goes out in one AddCredit). Frames are read
+// NewBufferSize on the same stream.
+//
+// The producer runs one writer goroutine per connection, driven by a
+// chanproto.Scheduler: it serves the ready streams round robin and queues
+// each small frame (header and payload up to 1200 bytes) with
+// TryWriteAll, which copies it into the stream's next STREAM frame
+// without blocking. Frames of several streams queued back to back before
+// quic-go's send loop runs leave in one packet; a goroutine per stream
+// made each flush leave in a packet of its own (4.6x TCP's packet count at
+// low load). A large frame, or one QUIC flow control does not let through
+// at once, is written with a blocking Write by a goroutine of its own
+// while the stream is held by the scheduler (the payload straight from the
+// network buffer, released after the write): one slow stream never stalls
+// the others. Per stream the producer also runs a reader goroutine for
+// the consumer's messages; the consumer runs a reader goroutine per
+// stream (it reads each payload straight into a credit-backed buffer from
+// ChannelHandler.RequestBuffer). The consumer's messages of all streams of
+// a connection go through one chanproto.ControlQueue, written by the
+// connection's goroutine back to back with TryWriteAll, so that the
+// AddCredits of many streams share packets too (NotifyCreditAvailable
+// only queues, so it never blocks; the writer asks TakeUnannouncedCredit
+// when it writes, so credit announced in between goes out in one
+// AddCredit); a stream held back by QUIC flow control gets a goroutine
+// with a blocking Write, its later messages following in order. Frames are read
 // by a wire.Reader with a 512-byte buffer (wire.NewReaderSize): the default
 // 64 KiB per stream would cost 256 MiB per side at 4096 channels, and
 // payloads skip the buffer anyway.
@@ -39,7 +59,8 @@
 // # Errors
 //
 // Bad input on a stream (a wrong magic, an unknown message id, a frame
-// above the maximum size, a truncated frame, AddCredit <= 0, a Hello of
+// above the maximum size, a truncated frame, AddCredit <= 0 or
+// overflowing the credit, a task event for another partition, a Hello of
 // another version, a message in the wrong direction) fails only that
 // stream: the producer sends an ErrorResponse (CodeProtocol or
 // CodeVersionMismatch) whose message names the peer, closes its sending
@@ -119,6 +140,16 @@
 // order, so the urgency drops back only after the next write long enough
 // (> one packet) that it cannot return before quic-go packed every
 // earlier byte of the stream, the event included.
+//
+// # Diagnostics and other protocols
+//
+// Config.QlogDir writes a qlog trace of every connection (quic-go's
+// JSON-SEQ format), to trace a stall to the packet whose loss caused it.
+// Config.ExtraProtocols lets another protocol (a control-plane RPC) share
+// the node's UDP socket, told apart by ALPN: such connections are handed
+// to their func; Transport.DialProtocol dials them with the same TLS
+// material. StreamReceiveWindowFor gives the default stream window, for
+// raw QUIC baselines that must match the transport's settings.
 //
 // # UDP socket buffers
 //

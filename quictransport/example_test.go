@@ -19,8 +19,7 @@ func Example() {
 	cfg := quictransport.Config{Certificate: &cert, PinnedSHA256: [][32]byte{pin}}
 	node := func() *exchange.Environment {
 		env, err := exchange.NewEnvironment(context.Background(), exchange.Config{
-			Transport:  quictransport.Name,
-			Transports: map[string]exchange.TransportFactory{quictransport.Name: quictransport.New(cfg)},
+			Transport: quictransport.New(cfg),
 		})
 		if err != nil {
 			panic(err)

@@ -12,10 +12,8 @@ import (
 // nil: tests open raw streams on the connection real channels use.
 func ConnTo(tr exchange.Transport, addr string) *quic.Conn {
 	t := tr.(*Transport)
-	t.mu.Lock()
-	cc := t.conns[addr]
-	t.mu.Unlock()
-	if cc == nil {
+	cc, ok := t.peers.Lookup(addr)
+	if !ok {
 		return nil
 	}
 	return cc.waitConn()
@@ -29,5 +27,9 @@ func RawConfigs(cfg Config, segmentSize int) (server, client *tls.Config, server
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	return ts.serverConfig(), ts.clientConfig("127.0.0.1"), cfg.quicConfig(true), cfg.quicConfig(false), nil
+	return ts.serverConfig(ALPN), ts.clientConfig("127.0.0.1", ALPN), cfg.quicConfig(true, nil), cfg.quicConfig(false, nil), nil
 }
+
+// Conns returns the number of client connections tr (a QUIC transport)
+// holds.
+func Conns(tr exchange.Transport) int { return len(tr.(*Transport).peers.Conns()) }

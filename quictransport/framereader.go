@@ -27,7 +27,7 @@ func newFrameReader(src io.Reader, opts wire.Options) *frameReader {
 }
 
 // next reads the next frame. For a BufferResponse it reads the header
-// only; the caller must then call readPayload with exactly Size bytes. A
+// only; the caller must then call ReadPayload with exactly Size bytes. A
 // clean end of stream between frames is io.EOF. Bad input, including a
 // message accept refuses, is an error wrapping wire.ErrProtocol.
 func (f *frameReader) next(accept func(wire.MsgID) bool) (wire.Message, error) {
@@ -45,13 +45,25 @@ func (f *frameReader) next(accept func(wire.MsgID) bool) (wire.Message, error) {
 	return m, nil
 }
 
-// readPayload reads the pending BufferResponse payload into dst, whose
+// ReadPayload reads the pending BufferResponse payload into dst, whose
 // length must be the pending size.
-func (f *frameReader) readPayload(dst []byte) error {
+func (f *frameReader) ReadPayload(dst []byte) error {
 	if f.err != nil {
 		return f.err
 	}
 	if err := f.r.ReadPayload(dst); err != nil {
+		f.err = err
+		return err
+	}
+	return nil
+}
+
+// DiscardPayload skips the pending BufferResponse payload.
+func (f *frameReader) DiscardPayload() error {
+	if f.err != nil {
+		return f.err
+	}
+	if err := f.r.DiscardPayload(); err != nil {
 		f.err = err
 		return err
 	}

@@ -39,7 +39,7 @@ func FuzzFrameReader(f *testing.F) {
 				if br.Size < 0 || int(br.Size) > opts.MaxFrameSize {
 					t.Fatalf("payload size %d accepted", br.Size)
 				}
-				if err := r.readPayload(make([]byte, br.Size)); err != nil {
+				if err := r.ReadPayload(make([]byte, br.Size)); err != nil {
 					return
 				}
 				continue

@@ -17,8 +17,7 @@ func newEnv(t testing.TB, memory int64, segment int) *exchange.Environment {
 	e, err := exchange.NewEnvironment(context.Background(), exchange.Config{
 		NetworkMemory: memory,
 		SegmentSize:   segment,
-		Transport:     "quic",
-		Transports:    map[string]exchange.TransportFactory{"quic": testFactory(t)},
+		Transport:     testFactory(t),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,9 @@
 package quictransport
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/chanproto"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
@@ -21,115 +20,160 @@ import (
 const (
 	defaultUrgency  = 3
 	priorityUrgency = 0
-	// A Write longer than this cannot return before quic-go has packed
-	// every byte queued before it on the stream (it keeps at most one
-	// packet, protocol.MaxPacketBufferSize = 1452 bytes, buffered).
+	// smallFrame is the largest frame (header and payload) the
+	// connection's writer queues itself, without blocking, with
+	// TryWriteAll: frames of several streams queued back to back leave in
+	// shared packets. It is below quic-go's packet buffer
+	// (protocol.MaxPacketBufferSize = 1452 bytes), whose STREAM frames
+	// TryWriteAll fills without allocating.
+	smallFrame = 1200
+	// packetBufferSize bounds what quic-go keeps buffered of a stream's
+	// Write (protocol.MaxPacketBufferSize = 1452 bytes).
 	packetBufferSize = 1500
 )
 
+// connWriter is the single writer of one accepted connection: it serves
+// the connection's ready streams round robin (chanproto.Scheduler) and
+// queues their small frames back to back, so that quic-go packs the
+// frames of several streams into one packet (with a goroutine per stream
+// each flush left in its own packet). A frame that is large, or that QUIC
+// flow control does not let through at once, is written by a goroutine of
+// its own while the stream is held: one slow stream never stalls the
+// others.
+type connWriter struct {
+	t     *Transport
+	sched *chanproto.Scheduler
+	done  chan struct{}
+	buf   []byte
+}
+
+func (w *connWriter) loop() {
+	for {
+		select {
+		case <-w.sched.Wake():
+		case <-w.done:
+			return
+		}
+		for w.sched.Serve(1<<20, w.emit) {
+		}
+	}
+}
+
+// emit writes one frame of stream o.Owner.
+func (w *connWriter) emit(o *chanproto.Outbound, m wire.Message, payload exchange.Buffer, st chanproto.Status) int {
+	s := o.Owner.(*serverStream)
+	priority := st.Buffer && o.Urgent()
+	if priority {
+		s.setUrgent(true)
+	}
+	w.buf = wire.AppendFrame(w.buf[:0], m, w.t.opts)
+	n := len(w.buf) + payload.Len()
+	if n <= smallFrame {
+		w.buf = append(w.buf, payload.Bytes()...)
+		payload.Release()
+		err := s.str.TryWriteAll(w.buf)
+		if err == nil {
+			if st.Done {
+				s.finishSend()
+			}
+			return n
+		}
+		if !errors.Is(err, quic.ErrWouldBlock) {
+			s.stop()
+			return n
+		}
+		payload = exchange.Buffer{}
+	}
+	// Large or blocked: written on the side, in order, while the stream
+	// is held.
+	frame := append([]byte(nil), w.buf...)
+	w.sched.Hold(o)
+	if !w.t.goTracked(func() {
+		defer w.sched.Resume(o, false)
+		s.writeBlocking(frame, payload, st.Done, !priority)
+	}) {
+		payload.Release()
+		w.sched.Resume(o, false)
+	}
+	return n
+}
+
 // serverStream serves one input channel: the producer side of one
-// stream. Its goroutine reads the consumer's messages; a writer goroutine
-// sends what the Reader has.
+// stream. Its goroutine reads the consumer's messages; the connection's
+// writer sends the channel's frames.
 type serverStream struct {
 	t    *Transport
+	w    *connWriter
 	str  *quic.Stream
 	peer string
 	log  zerolog.Logger
+	out  *chanproto.Outbound
 
-	reader *exchange.Reader // set before the writer starts
-	wake   chan struct{}    // cap 1: the reader has something to send
-
-	done      chan struct{} // closed when the stream is over (cancel, loss)
-	doneOnce  sync.Once
-	finalSent atomic.Bool // the writer sends a last ErrorResponse and FIN
-
-	mu      sync.Mutex
-	failMsg *wire.ErrorResponse // for the writer to send, then close
-	failing atomic.Bool
-
-	// Writer goroutine only.
-	hdr    wire.BufferResponse
-	wbuf   []byte
-	urgent bool
+	finalSent atomic.Bool // the last ErrorResponse and FIN are out
+	urgent    bool        // writer only
 }
 
-func newServerStream(t *Transport, str *quic.Stream, peer string, log zerolog.Logger) *serverStream {
+func newServerStream(t *Transport, w *connWriter, str *quic.Stream, peer string, log zerolog.Logger) *serverStream {
 	return &serverStream{
-		t: t, str: str, peer: peer,
-		log:  log.With().Int64("stream", int64(str.StreamID())).Logger(),
-		wake: make(chan struct{}, 1),
-		done: make(chan struct{}),
-		wbuf: make([]byte, 0, 64),
+		t: t, w: w, str: str, peer: peer,
+		log: log.With().Int64("stream", int64(str.StreamID())).Logger(),
 	}
 }
 
-// serverAccepts: the messages a consumer may send on a stream.
-func serverAccepts(id wire.MsgID) bool {
-	switch id {
-	case wire.IDBufferResponse, wire.IDErrorResponse, wire.IDBacklogAnnouncement:
-		return false
-	}
-	return true
-}
+// serverAccepts: the messages a consumer may send on a stream (all but
+// a producer's).
+func serverAccepts(id wire.MsgID) bool { return !clientAccepts(id) }
 
 func (s *serverStream) serve() {
 	opts := s.t.opts
 	fr := newFrameReader(s.str, opts)
 	hello := wire.NewHello(opts)
-	s.wbuf = wire.AppendFrame(s.wbuf[:0], &hello, opts)
-	if _, err := s.str.Write(s.wbuf); err != nil {
+	if _, err := s.str.Write(wire.AppendFrame(nil, &hello, opts)); err != nil {
 		s.abort(StreamCodeCancelled)
 		return
 	}
 	_ = s.str.SetReadDeadline(time.Now().Add(s.t.cfg.HandshakeTimeout))
-	req, err := s.readRequest(fr)
+	req, peerMax, err := s.readRequest(fr)
 	if err != nil {
 		s.refuse(err)
 		return
 	}
 	_ = s.str.SetReadDeadline(time.Time{})
-	rd, err := s.t.provider.OpenReader(exchange.ReaderRequest{
+	s.out = chanproto.NewOutbound(wire.ID{}, req.PartitionID, s.peer, opts, peerMax, s.w.sched.Ready)
+	s.out.Owner = s
+	err = s.out.Open(s.t.provider, exchange.ViewRequest{
 		Partition:     exchange.PartitionID(req.PartitionID),
 		Subpartition:  int(req.Subpartition),
 		Receiver:      exchange.NewChannelID(),
 		InitialCredit: int(req.Credit),
 		Peer:          s.peer,
-	}, s.onAvailable)
+	})
 	if err != nil {
 		s.log.Debug().Err(err).Msg("partition request refused")
-		s.sendFinal(&wire.ErrorResponse{Code: exchange.WireErrorCode(err), Message: err.Error()}, StreamCodeRefused)
+		s.sendFinal(chanproto.Refusal(wire.ID{}, err), StreamCodeRefused)
 		return
 	}
-	s.reader = rd
-	if !s.t.goTracked(s.writeLoop) {
-		rd.Release()
-		s.abort(StreamCodeCancelled)
-		return
-	}
-	s.controlLoop(fr, exchange.PartitionID(req.PartitionID))
+	s.controlLoop(fr)
 }
 
 // readRequest reads the consumer's Hello and PartitionRequest.
-func (s *serverStream) readRequest(fr *frameReader) (wire.PartitionRequest, error) {
+func (s *serverStream) readRequest(fr *frameReader) (wire.PartitionRequest, int, error) {
 	m, err := fr.next(serverAccepts)
 	if err != nil {
-		return wire.PartitionRequest{}, err
+		return wire.PartitionRequest{}, 0, err
 	}
-	h, ok := m.(*wire.Hello)
-	if !ok {
-		return wire.PartitionRequest{}, fmt.Errorf("%w: stream starts with %s, want Hello", wire.ErrUnknownMessage, m.ID())
-	}
-	if err := wire.CheckHello(*h); err != nil {
-		return wire.PartitionRequest{}, err
+	peerMax, err := chanproto.PeerHello(m)
+	if err != nil {
+		return wire.PartitionRequest{}, 0, err
 	}
 	if m, err = fr.next(serverAccepts); err != nil {
-		return wire.PartitionRequest{}, err
+		return wire.PartitionRequest{}, 0, err
 	}
 	pr, ok := m.(*wire.PartitionRequest)
 	if !ok {
-		return wire.PartitionRequest{}, fmt.Errorf("%w: %s after Hello, want PartitionRequest", wire.ErrUnknownMessage, m.ID())
+		return wire.PartitionRequest{}, 0, fmt.Errorf("%w: %s after Hello, want PartitionRequest", wire.ErrUnknownMessage, m.ID())
 	}
-	return *pr, nil
+	return *pr, peerMax, nil
 }
 
 // refuse ends a stream whose opening failed: bad input gets an
@@ -151,31 +195,18 @@ func (s *serverStream) refuse(err error) {
 	s.sendFinal(&wire.ErrorResponse{Code: code, Message: perr.Error()}, StreamCodeProtocol)
 }
 
-// sendFinal writes a last ErrorResponse (no writer goroutine running),
-// closes the send side (FIN, so the message is delivered reliably, which
-// a RESET_STREAM would not guarantee) and stops reading with code.
+// sendFinal writes a last ErrorResponse before the channel has an
+// outbound, closes the send side (FIN, so the message is delivered
+// reliably, which a RESET_STREAM would not guarantee) and stops reading
+// with code.
 func (s *serverStream) sendFinal(m *wire.ErrorResponse, code quic.StreamErrorCode) {
-	s.finalSent.Store(true)
 	s.str.CancelRead(code)
 	_ = s.str.SetWriteDeadline(time.Now().Add(s.t.cfg.HandshakeTimeout))
-	s.wbuf = wire.AppendFrame(s.wbuf[:0], m, s.t.opts)
-	if _, err := s.str.Write(s.wbuf); err != nil {
-		s.str.CancelWrite(code)
-		return
-	}
-	_ = s.str.Close()
-}
-
-func (s *serverStream) onAvailable(*exchange.Reader) {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.writeBlocking(wire.AppendFrame(nil, m, s.t.opts), exchange.Buffer{}, true, false)
 }
 
 // controlLoop handles the consumer's messages until the stream ends.
-func (s *serverStream) controlLoop(fr *frameReader, partition exchange.PartitionID) {
-	rd := s.reader
+func (s *serverStream) controlLoop(fr *frameReader) {
 	for {
 		m, err := fr.next(serverAccepts)
 		if err != nil {
@@ -186,56 +217,36 @@ func (s *serverStream) controlLoop(fr *frameReader, partition exchange.Partition
 			}
 			return
 		}
-		switch m := m.(type) {
-		case *wire.AddCredit:
-			if err := rd.AddCredit(int(m.Credit)); err != nil {
-				s.protocolFailure(err)
-				return
-			}
-		case *wire.ResumeConsumption:
-			rd.Resume()
-		case *wire.AckAllUserRecordsProcessed:
-			rd.AckAllRecordsProcessed()
-		case *wire.TaskEventRequest:
-			if exchange.PartitionID(m.PartitionID) != partition {
-				s.protocolFailure(fmt.Errorf("%w: TaskEventRequest for partition %s on the stream of partition %s", wire.ErrInvalidField, exchange.PartitionID(m.PartitionID), partition))
-				return
-			}
-			rd.TaskEvent(bytes.Clone(m.Event))
-		case *wire.NewBufferSize:
-			// Buffer debloating is not implemented by the model: accepted
-			// (it was validated) and ignored.
+		switch m.(type) {
 		case *wire.CancelPartitionRequest, *wire.CloseRequest:
 			s.stop()
 			return
-		default:
-			s.protocolFailure(fmt.Errorf("%w: %s after the partition request", wire.ErrUnknownMessage, m.ID()))
+		}
+		handled, verr := s.out.Apply(m)
+		if !handled {
+			verr = fmt.Errorf("%w: %s after the partition request", wire.ErrUnknownMessage, m.ID())
+		}
+		if verr != nil {
+			s.protocolFailure(verr)
 			return
 		}
 	}
 }
 
-// protocolFailure fails only this stream: the reader is released, the
+// protocolFailure fails only this stream: the view is released, the
 // writer sends an ErrorResponse naming the peer and closes, and reading
 // stops with StreamCodeProtocol.
 func (s *serverStream) protocolFailure(err error) {
-	perr := &exchange.ProtocolError{Peer: s.peer, Err: err}
-	s.log.Warn().Err(perr).Msg("bad input on a channel stream; only this stream is closed")
-	s.reader.Release()
-	s.mu.Lock()
-	s.failMsg = &wire.ErrorResponse{Code: wire.CodeProtocol, Message: perr.Error()}
-	s.mu.Unlock()
-	s.failing.Store(true)
+	s.log.Warn().Err(&exchange.ProtocolError{Peer: s.peer, Err: err}).Msg("bad input on a channel stream; only this stream is closed")
 	s.str.CancelRead(StreamCodeProtocol)
-	// A peer that does not read must not hold the writer forever.
+	// A peer that does not read must not hold a writer forever.
 	_ = s.str.SetWriteDeadline(time.Now().Add(s.t.cfg.HandshakeTimeout))
-	s.onAvailable(nil)
+	s.out.Fail(err)
 }
 
 // stop ends the stream after a cancel or connection loss.
 func (s *serverStream) stop() {
-	s.reader.Release()
-	s.doneOnce.Do(func() { close(s.done) })
+	s.out.Release()
 	if !s.finalSent.Load() {
 		s.str.CancelWrite(StreamCodeCancelled)
 	}
@@ -247,86 +258,49 @@ func (s *serverStream) abort(code quic.StreamErrorCode) {
 	s.str.CancelWrite(code)
 }
 
-// writeLoop sends what the reader has each time it becomes available.
-func (s *serverStream) writeLoop() {
-	rd := s.reader
-	for {
-		select {
-		case <-s.wake:
-		case <-s.done:
-			return
-		}
-		if s.failing.Load() {
-			s.writeFailure()
-			return
-		}
-		for {
-			resp := rd.Next()
-			var err error
-			switch resp.Kind {
-			case exchange.ResponseBuffer:
-				err = s.writeBuffer(resp)
-			case exchange.ResponseBacklog:
-				m := wire.BacklogAnnouncement{Backlog: int32(resp.Backlog)}
-				err = s.write(&m)
-			case exchange.ResponseError:
-				rd.Release()
-				s.log.Debug().Err(resp.Err).Msg("channel failed at the producer")
-				s.sendFinal(&wire.ErrorResponse{Code: exchange.WireErrorCode(resp.Err), Message: resp.Err.Error()}, StreamCodeCancelled)
-				return
-			}
-			if err != nil {
-				s.stop()
-				return
-			}
-			if s.failing.Load() {
-				s.writeFailure()
-				return
-			}
-			if !resp.More {
-				break
-			}
-		}
+// finishSend closes the send side after the channel's last frame (an
+// ErrorResponse) with a FIN.
+func (s *serverStream) finishSend() {
+	s.finalSent.Store(true)
+	s.str.CancelRead(StreamCodeCancelled)
+	_ = s.str.Close()
+}
+
+// writeBlocking writes a frame and its payload (released afterwards),
+// waiting for QUIC flow control; last closes the send side after it.
+// With calm, a raised urgency drops back once the write had to wait for
+// the stream's earlier bytes, the priority event among them, to be packed
+// (quic-go returns from a Write longer than its packet buffer only then).
+func (s *serverStream) writeBlocking(frame []byte, payload exchange.Buffer, last, calm bool) {
+	_, err := s.str.Write(frame)
+	if err == nil && payload.Len() > 0 {
+		_, err = s.str.Write(payload.Bytes())
+	}
+	if err == nil && calm && payload.Len() > packetBufferSize {
+		s.setUrgent(false)
+	}
+	payload.Release()
+	switch {
+	case err != nil && last:
+		s.str.CancelWrite(StreamCodeProtocol)
+	case err != nil:
+		s.stop()
+	case last:
+		s.finishSend()
 	}
 }
 
-func (s *serverStream) writeFailure() {
-	s.mu.Lock()
-	m := s.failMsg
-	s.mu.Unlock()
-	s.sendFinal(m, StreamCodeProtocol)
-}
-
-func (s *serverStream) write(m wire.Message) error {
-	s.wbuf = wire.AppendFrame(s.wbuf[:0], m, s.t.opts)
-	_, err := s.str.Write(s.wbuf)
-	return err
-}
-
-// writeBuffer writes a BufferResponse: its header, then the payload
-// straight from the network buffer (quic-go copies it into packets), and
-// releases the buffer. A priority event raises the stream's urgency so
-// that quic-go packs it before the bulk data of other streams; the
-// urgency drops back after the next write that had to wait for the
-// stream's earlier bytes, the priority event among them, to be packed.
-func (s *serverStream) writeBuffer(resp exchange.Response) error {
-	buf := resp.Buffer
-	dt := buf.DataType
-	payload := buf.Bytes()
-	if dt.IsPriority() && !s.urgent {
+// setUrgent raises the stream's urgency for a priority event, so that
+// quic-go packs it before the bulk data of other streams, or drops it
+// back.
+func (s *serverStream) setUrgent(urgent bool) {
+	if urgent == s.urgent {
+		return
+	}
+	s.urgent = urgent
+	if urgent {
 		s.str.SetPriority(priorityUrgency, true)
-		s.urgent = true
-	}
-	s.hdr = wire.BufferResponse{Sequence: resp.Sequence, Backlog: int32(resp.Backlog), DataType: dt, Size: int32(len(payload))}
-	s.wbuf = wire.AppendFrame(s.wbuf[:0], &s.hdr, s.t.opts)
-	_, err := s.str.Write(s.wbuf)
-	if err == nil && len(payload) > 0 {
-		_, err = s.str.Write(payload)
-	}
-	buf.Release()
-	if err == nil && s.urgent && !dt.IsPriority() && len(payload) > packetBufferSize {
+	} else {
 		s.str.SetPriority(defaultUrgency, true)
-		s.urgent = false
 	}
-	return err
 }

@@ -3,6 +3,7 @@ package quictransport
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -10,9 +11,11 @@ import (
 	"sync"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlogwriter"
 	"github.com/rs/zerolog"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/chanproto"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
@@ -70,9 +73,9 @@ type Transport struct {
 
 	mu       sync.Mutex
 	addr     string
-	provider exchange.ReaderProvider
+	provider exchange.ViewProvider
 	ln       *quic.Listener
-	conns    map[string]*clientConn // client side, by dialed address
+	peers    *chanproto.Peers[*clientConn] // client side
 	served   map[*quic.Conn]struct{}
 	closed   bool
 	wg       sync.WaitGroup
@@ -85,6 +88,9 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 		o.SegmentSize = exchange.DefaultSegmentSize
 	}
 	cfg = cfg.withDefaults(o.SegmentSize)
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	ts, err := newTLSSetup(cfg)
 	if err != nil {
 		return nil, err
@@ -106,9 +112,9 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 		opts:   wire.Options{StreamMode: true, MaxFrameSize: wire.MaxFrameSizeFor(o.SegmentSize)},
 		segSz:  o.SegmentSize,
 		pc:     pc,
-		conns:  make(map[string]*clientConn),
 		served: make(map[*quic.Conn]struct{}),
 	}
+	t.peers = chanproto.NewPeers(cfg.ConnectionsPerNode, t.newClientConn)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.checkBuffers()
 	var resetKey quic.StatelessResetKey
@@ -148,7 +154,7 @@ func (t *Transport) Addr() string {
 }
 
 // Listen implements exchange.Transport.
-func (t *Transport) Listen(_ context.Context, provider exchange.ReaderProvider) error {
+func (t *Transport) Listen(_ context.Context, provider exchange.ViewProvider) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -157,7 +163,11 @@ func (t *Transport) Listen(_ context.Context, provider exchange.ReaderProvider) 
 	if t.ln != nil {
 		return errors.New("quictransport: already listening")
 	}
-	ln, err := t.tr.Listen(t.tls.serverConfig(), t.cfg.quicConfig(true))
+	alpns := []string{ALPN}
+	for p := range t.cfg.ExtraProtocols {
+		alpns = append(alpns, p)
+	}
+	ln, err := t.tr.Listen(t.tls.serverConfig(alpns...), t.quicConfig(true))
 	if err != nil {
 		return fmt.Errorf("quictransport: listen: %w", err)
 	}
@@ -206,11 +216,8 @@ func (t *Transport) Close() error {
 	for c := range t.served {
 		conns = append(conns, c)
 	}
-	var dialing []*clientConn
-	for _, cc := range t.conns {
-		dialing = append(dialing, cc)
-	}
 	t.mu.Unlock()
+	dialing := t.peers.Close()
 	t.cancel()
 	if ln != nil {
 		ln.Close()
@@ -250,9 +257,16 @@ func (t *Transport) acceptLoop(ln *quic.Listener) {
 		t.served[c] = struct{}{}
 		t.wg.Add(1)
 		t.mu.Unlock()
+		serve := t.serveConn
+		if p := c.ConnectionState().TLS.NegotiatedProtocol; p != ALPN {
+			serve = t.cfg.ExtraProtocols[p] // it owns the connection
+		}
 		go func() {
 			defer t.wg.Done()
-			t.serveConn(c)
+			serve(c)
+			t.mu.Lock()
+			delete(t.served, c)
+			t.mu.Unlock()
 		}()
 	}
 }
@@ -262,18 +276,21 @@ func (t *Transport) serveConn(c *quic.Conn) {
 	peer := c.RemoteAddr().String()
 	log := t.log.With().Str("peer", peer).Logger()
 	log.Debug().Msg("connection accepted")
+	w := &connWriter{t: t, sched: chanproto.NewScheduler(), done: make(chan struct{})}
 	defer func() {
-		t.mu.Lock()
-		delete(t.served, c)
-		t.mu.Unlock()
+		close(w.done)
+		w.sched.Close()
 	}()
+	if !t.goTracked(w.loop) {
+		return
+	}
 	for {
 		str, err := c.AcceptStream(t.ctx)
 		if err != nil {
 			log.Debug().Err(err).Msg("connection ended")
 			return
 		}
-		s := newServerStream(t, str, peer, log)
+		s := newServerStream(t, w, str, peer, log)
 		if !t.goTracked(s.serve) {
 			str.CancelRead(StreamCodeCancelled)
 			str.CancelWrite(StreamCodeCancelled)
@@ -290,4 +307,56 @@ func (t *Transport) connError(peer string, err error) error {
 		return fmt.Errorf("quictransport: connection to %s: %w", peer, exchange.ErrClosed)
 	}
 	return &exchange.ConnectionError{Peer: peer, Err: err}
+}
+
+// quicConfig is the configuration of one side's connections.
+func (t *Transport) quicConfig(server bool) *quic.Config {
+	var tracer func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace
+	if t.cfg.QlogDir != "" {
+		tracer = t.qlogTracer(t.cfg.QlogDir)
+	}
+	return t.cfg.quicConfig(server, tracer)
+}
+
+// DialProtocol dials a connection of another protocol to the node at
+// addr over this node's UDP socket, with the exchange's TLS material and
+// verification, negotiating alpn (one of the peer's
+// Config.ExtraProtocols). The caller owns the connection and opens its
+// streams; the peer cannot open streams on it.
+func (t *Transport) DialProtocol(ctx context.Context, addr, alpn string) (*quic.Conn, error) {
+	if alpn == "" || alpn == ALPN {
+		return nil, configErr("DialProtocol alpn", alpn, "must be non-empty and not "+ALPN)
+	}
+	if t.isClosed() {
+		return nil, exchange.ErrClosed
+	}
+	c, err := t.dial(ctx, addr, alpn)
+	if err != nil {
+		return nil, t.connError(addr, err)
+	}
+	return c, nil
+}
+
+// dial opens a connection to addr that negotiates alpn.
+func (t *Transport) dial(ctx context.Context, addr, alpn string) (*quic.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("quictransport: bad address %q: %w", addr, err)
+	}
+	return t.DialQUIC(ctx, addr, t.tls.clientConfig(host, alpn), t.quicConfig(false))
+}
+
+// DialQUIC dials addr over the node's UDP socket with the caller's TLS
+// and QUIC configuration, for another protocol whose peers serve it
+// through Config.ExtraProtocols (its signature is rpc.Config.DialQUIC's).
+// The TLS configuration must offer that protocol's ALPN.
+func (t *Transport) DialQUIC(ctx context.Context, addr string, tlsConf *tls.Config, quicConf *quic.Config) (*quic.Conn, error) {
+	if t.isClosed() {
+		return nil, exchange.ErrClosed
+	}
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return t.tr.Dial(ctx, ua, tlsConf, quicConf)
 }

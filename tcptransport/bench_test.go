@@ -94,8 +94,7 @@ type transportRun struct {
 func newTransportRun(b *testing.B) *transportRun {
 	env := func() *exchange.Environment {
 		e, err := exchange.NewEnvironment(context.Background(), exchange.Config{
-			NetworkMemory: 32 << 20, SegmentSize: benchSegment, Transport: Name,
-			Transports: map[string]exchange.TransportFactory{Name: New(Config{})},
+			NetworkMemory: 32 << 20, SegmentSize: benchSegment, Transport: New(Config{}),
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -7,92 +7,55 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/chanproto"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
 // clientConn is one connection to a remote node (Flink's
 // NettyPartitionRequestClient with its CreditBasedPartitionRequestClientHandler):
-// shared by every channel to that node, reference counted by the channels'
-// links. A reader goroutine routes frames by receiverId; a writer goroutine
-// sends the queued client messages.
+// shared by every channel to that node, reference counted by
+// chanproto.Peers. A reader goroutine routes frames by receiverId; a
+// writer goroutine sends the channels' queued messages.
 type clientConn struct {
 	t    *Transport
-	key  string
 	addr string // the peer, as dialed
+	q    *chanproto.ControlQueue
 
 	ready   chan struct{} // closed once dialing finished
 	dialErr error         // set before ready is closed
 	nc      net.Conn      // set (under mu) before ready is closed
 	peerMax int           // the largest frame the server accepts
 
-	refs int // guarded by t.mu
-
 	mu      sync.Mutex
 	chans   map[wire.ID]*clientChannel
 	recent  recentSet
-	tasks   []ctask
-	broken  error // the connection failed or is shut down
-	closing bool  // the last channel left: CloseRequest, then close
-	wake    chan struct{}
+	broken  error         // the connection failed or is shut down
+	closing bool          // the last channel left: CloseRequest, then close
 	done    chan struct{} // closed when run returns
-
-	// Writer-owned scratch messages, kept here so that encoding them
-	// does not allocate.
-	wPartReq wire.PartitionRequest
-	wCredit  wire.AddCredit
-	wResume  wire.ResumeConsumption
-	wAck     wire.AckAllUserRecordsProcessed
-	wCancel  wire.CancelPartitionRequest
-	wBufSize wire.NewBufferSize
-	wEvent   wire.TaskEventRequest
 }
 
-type taskKind uint8
-
-const (
-	taskRequest taskKind = iota
-	taskCredit
-	taskResume
-	taskAck
-	taskEvent
-	taskBufferSize
-	taskCancel
-)
-
-// ctask is a message queued for the client's writer.
-type ctask struct {
-	kind taskKind
-	ch   *clientChannel
-	n    int32 // credit (request), buffer size
-	sub  int32
-	data []byte
-}
-
-func newClientConn(t *Transport, key, addr string) *clientConn {
-	return &clientConn{
-		t: t, key: key, addr: addr,
+func newClientConn(t *Transport, addr string) *clientConn {
+	c := &clientConn{
+		t: t, addr: addr, q: chanproto.NewControlQueue(),
 		ready: make(chan struct{}),
 		chans: make(map[wire.ID]*clientChannel),
-		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
+	t.wg.Add(1)
+	go c.run()
+	return c
 }
 
-func (c *clientConn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (c *clientConn) isBroken() bool {
+// Ready, DialErr, Usable and CloseIdle make clientConn a chanproto.PeerConn.
+func (c *clientConn) Ready() <-chan struct{} { return c.ready }
+func (c *clientConn) DialErr() error         { return c.dialErr }
+func (c *clientConn) Usable() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.broken != nil || c.closing
+	return c.broken == nil && !c.closing
 }
 
 // connError is the error channels fail with when the connection breaks
@@ -137,11 +100,6 @@ func (c *clientConn) run() {
 	c.mu.Unlock()
 	if err != nil {
 		c.dialErr = c.connError(err)
-		t.mu.Lock()
-		if t.clients[c.key] == c {
-			delete(t.clients, c.key)
-		}
-		t.mu.Unlock()
 		close(c.ready)
 		t.log.Debug().Err(err).Str("peer", c.addr).Msg("connect failed")
 		return
@@ -190,27 +148,19 @@ func (c *clientConn) connect() (net.Conn, *frameReader, int, error) {
 		}
 		return nil, nil, 0, fmt.Errorf("handshake: %w", causeOf(err))
 	}
-	var peerMax int
-	switch m := m.(type) {
-	case *wire.Hello:
-		if err := wire.CheckHello(*m); err != nil {
-			code := wire.CodeProtocol
-			if errors.Is(err, wire.ErrVersionMismatch) {
-				code = wire.CodeVersionMismatch
-			}
-			t.writeFatal(nc, code, err)
-			nc.Close()
-			return nil, nil, 0, &exchange.ProtocolError{Peer: c.addr, Err: fmt.Errorf("handshake: %w", err)}
-		}
-		peerMax = int(m.MaxFrameSize)
-	case *wire.ErrorResponse:
+	if e, ok := m.(*wire.ErrorResponse); ok {
 		nc.Close()
-		msg := *m
+		msg := *e
 		msg.Fatal = true
 		return nil, nil, 0, exchange.ErrorFromWire(c.addr, exchange.PartitionID{}, &msg)
-	default:
+	}
+	peerMax, err := chanproto.PeerHello(m)
+	if err != nil {
+		if m.ID() == wire.IDHello { // a Hello we cannot speak: say why
+			t.writeFatal(nc, fatalCode(err), err)
+		}
 		nc.Close()
-		return nil, nil, 0, &exchange.ProtocolError{Peer: c.addr, Err: fmt.Errorf("%w: handshake: expected Hello, got %s", wire.ErrProtocol, m.ID())}
+		return nil, nil, 0, &exchange.ProtocolError{Peer: c.addr, Err: fmt.Errorf("handshake: %w", err)}
 	}
 	if t.ctx.Err() != nil {
 		nc.Close()
@@ -253,11 +203,11 @@ type frameReader struct {
 	src *frameSource
 }
 
-// readPayload reads a payload of len(dst) bytes in place and caps the
+// ReadPayload reads a payload of len(dst) bytes in place and caps the
 // next header read if it was large.
-func (r *frameReader) readPayload(dst []byte) error {
+func (r *frameReader) ReadPayload(dst []byte) error {
 	r.src.capped = false
-	err := r.ReadPayload(dst)
+	err := r.Reader.ReadPayload(dst)
 	r.src.capped = len(dst) >= largePayload
 	return err
 }
@@ -282,91 +232,61 @@ func (c *clientConn) readLoop(rd *frameReader) error {
 		if err != nil {
 			return err
 		}
+		var id wire.ID
 		switch m := m.(type) {
 		case *wire.BufferResponse:
-			ch, recent := c.lookup(m.ReceiverID)
-			if ch == nil {
-				if !recent {
-					return fmt.Errorf("%w: BufferResponse for unknown receiver %s", wire.ErrProtocol, m.ReceiverID)
-				}
-				if err := rd.DiscardPayload(); err != nil {
-					return err
-				}
-				continue
-			}
-			st.buffersReceived.Add(1)
-			size := int(m.Size)
-			if size == 0 && m.DataType == wire.DataBuffer {
-				ch.h.OnBuffer(exchange.Buffer{}, m.Sequence, int(m.Backlog))
-				continue
-			}
-			buf, err := ch.h.RequestBuffer(m.DataType, size)
-			if err == nil && len(buf.Bytes()) < size {
-				buf.Release()
-				err = fmt.Errorf("%w: handler returned a %d-byte buffer for a %d-byte payload", exchange.ErrProtocol, len(buf.Bytes()), size)
-			}
-			if err != nil {
-				if derr := rd.DiscardPayload(); derr != nil {
-					return derr
-				}
-				if errors.Is(err, exchange.ErrClosed) {
-					continue // the channel is being released: a normal race
-				}
-				c.t.log.Warn().Err(err).Str("peer", c.addr).Str("receiver", m.ReceiverID.String()).Msg("failing channel: bad BufferResponse")
-				c.failChannel(ch, &exchange.ProtocolError{Peer: c.addr, Err: err}, true)
-				continue
-			}
-			if err := rd.readPayload(buf.Bytes()[:size]); err != nil {
-				buf.Release()
-				return err
-			}
-			st.payloadBytesRecvd.Add(int64(size))
-			ch.h.OnBuffer(buf, m.Sequence, int(m.Backlog))
+			id = m.ReceiverID
 		case *wire.BacklogAnnouncement:
-			ch, recent := c.lookup(m.ReceiverID)
-			if ch == nil {
-				if !recent {
-					return fmt.Errorf("%w: BacklogAnnouncement for unknown receiver %s", wire.ErrProtocol, m.ReceiverID)
-				}
-				continue
-			}
-			ch.h.OnBacklog(int(m.Backlog))
+			id = m.ReceiverID
 		case *wire.ErrorResponse:
 			if m.Fatal {
 				msg := *m
 				return exchange.ErrorFromWire(c.addr, exchange.PartitionID{}, &msg)
 			}
-			ch, recent := c.lookup(m.ReceiverID)
-			if ch == nil {
-				if !recent {
-					return fmt.Errorf("%w: ErrorResponse for unknown receiver %s", wire.ErrProtocol, m.ReceiverID)
-				}
-				continue
-			}
-			c.failChannel(ch, exchange.ErrorFromWire(c.addr, ch.part, m), false)
+			id = m.ReceiverID
 		default:
 			return fmt.Errorf("%w: unexpected %s from the server", wire.ErrProtocol, m.ID())
+		}
+		ch, recent := c.lookup(id)
+		if ch == nil {
+			if !recent {
+				return fmt.Errorf("%w: %s for unknown receiver %s", wire.ErrProtocol, m.ID(), id)
+			}
+			if err := rd.DiscardPayload(); err != nil {
+				return err
+			}
+			continue
+		}
+		failed, err := ch.Deliver(m, rd)
+		if failed {
+			if errors.Is(err, exchange.ErrProtocol) && !errors.Is(err, exchange.ErrRemote) {
+				c.t.log.Warn().Err(err).Str("peer", c.addr).Str("receiver", id.String()).Msg("failing channel: bad BufferResponse")
+			}
+			c.forget(ch)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if br, ok := m.(*wire.BufferResponse); ok {
+			st.buffersReceived.Add(1)
+			st.payloadBytesRecvd.Add(int64(br.Size))
 		}
 	}
 }
 
-// failChannel fails one channel and forgets it; with cancel it also
-// cancels the partition request.
-func (c *clientConn) failChannel(ch *clientChannel, err error, cancel bool) {
+// forget stops routing frames to ch and cancels its partition request.
+func (c *clientConn) forget(ch *clientChannel) {
 	c.mu.Lock()
-	if c.chans[ch.id] != ch {
-		c.mu.Unlock()
-		return
-	}
-	delete(c.chans, ch.id)
-	c.recent.add(ch.id)
-	ch.closed.Store(true)
-	if cancel && c.broken == nil && !c.closing {
-		c.tasks = append(c.tasks, ctask{kind: taskCancel, ch: ch})
+	mine := c.chans[ch.Receiver] == ch
+	if mine {
+		delete(c.chans, ch.Receiver)
+		c.recent.add(ch.Receiver)
 	}
 	c.mu.Unlock()
-	c.signal()
-	ch.h.OnError(err)
+	if mine {
+		c.q.Cancel(ch.Channel)
+	}
 }
 
 // teardown ends the connection after the reader stopped with err and
@@ -382,13 +302,9 @@ func (c *clientConn) teardown(err error) {
 	chans := c.chans
 	c.chans = map[wire.ID]*clientChannel{}
 	c.mu.Unlock()
-	c.signal()
+	c.q.Stop(c.connError(causeOf(cause)))
 	c.nc.Close()
-	t.mu.Lock()
-	if t.clients[c.key] == c {
-		delete(t.clients, c.key)
-	}
-	t.mu.Unlock()
+	t.peers.Forget(c)
 	if len(chans) == 0 && (graceful || errors.Is(cause, exchange.ErrClosed)) {
 		t.log.Debug().Str("peer", c.addr).Msg("connection closed")
 		return
@@ -402,14 +318,13 @@ func (c *clientConn) teardown(err error) {
 	var re *exchange.RemoteError
 	isRemote := errors.As(ferr, &re)
 	for _, ch := range chans {
-		ch.closed.Store(true)
 		e := ferr
 		if isRemote {
 			r := *re
-			r.Channel = exchange.ChannelID(ch.id)
+			r.Channel = exchange.ChannelID(ch.Receiver)
 			e = &r
 		}
-		ch.h.OnError(e)
+		ch.Fail(e)
 	}
 }
 
@@ -421,63 +336,34 @@ func (c *clientConn) shutdown() {
 	}
 	nc := c.nc
 	c.mu.Unlock()
-	c.signal()
+	c.q.Stop(c.connError(errTransportClosed))
 	if nc != nil {
 		nc.Close()
 	}
 }
 
-// closeGracefully is called when the last channel left.
-func (c *clientConn) closeGracefully() {
+// CloseIdle implements chanproto.PeerConn: the last channel left, so the
+// writer sends CloseRequest and closes.
+func (c *clientConn) CloseIdle() {
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
-	c.signal()
-}
-
-// push queues a task for the writer.
-func (c *clientConn) push(tk ctask) error {
-	c.mu.Lock()
-	if c.broken != nil {
-		err := c.broken
-		c.mu.Unlock()
-		return c.connError(causeOf(err))
-	}
-	c.tasks = append(c.tasks, tk)
-	c.mu.Unlock()
-	c.signal()
-	return nil
+	c.q.Signal()
 }
 
 // writeLoop sends the queued messages, many per write.
 func (c *clientConn) writeLoop() {
 	defer c.t.wg.Done()
-	var (
-		buf          []byte
-		tasks, spare []ctask
-	)
+	var buf []byte
 	o := c.t.wopts
 	for {
+		buf = c.q.AppendFrames(buf[:0], o)
 		c.mu.Lock()
-		for len(c.tasks) == 0 && c.broken == nil && !c.closing {
-			c.mu.Unlock()
-			<-c.wake
-			c.mu.Lock()
-		}
-		if c.broken != nil {
-			c.mu.Unlock()
+		broken, closing := c.broken, c.closing
+		c.mu.Unlock()
+		if broken != nil {
 			return
 		}
-		tasks, c.tasks = c.tasks, spare[:0]
-		closing := c.closing
-		c.mu.Unlock()
-
-		buf = buf[:0]
-		for i := range tasks {
-			buf = c.encode(buf, &tasks[i], o)
-			tasks[i] = ctask{}
-		}
-		spare = tasks
 		if closing {
 			buf = wire.AppendFrame(buf, wire.CloseRequest{}, o)
 		}
@@ -492,126 +378,28 @@ func (c *clientConn) writeLoop() {
 			c.nc.Close()
 			return
 		}
-	}
-}
-
-func (c *clientConn) encode(buf []byte, tk *ctask, o wire.Options) []byte {
-	ch := tk.ch
-	if tk.kind == taskCancel {
-		c.wCancel.ReceiverID = ch.id
-		return wire.AppendFrame(buf, &c.wCancel, o)
-	}
-	if ch.closed.Load() {
-		return buf
-	}
-	switch tk.kind {
-	case taskRequest:
-		c.wPartReq = wire.PartitionRequest{PartitionID: wire.ID(ch.part), Subpartition: tk.sub, ReceiverID: ch.id, Credit: tk.n}
-		buf = wire.AppendFrame(buf, &c.wPartReq, o)
-	case taskCredit:
-		ch.creditQueued.Store(false)
-		if n := ch.h.TakeUnannouncedCredit(); n > 0 {
-			c.wCredit = wire.AddCredit{ReceiverID: ch.id, Credit: int32(n)}
-			buf = wire.AppendFrame(buf, &c.wCredit, o)
+		if cap(buf) > 64<<10 {
+			buf = nil // a large task event; do not keep its memory
 		}
-	case taskResume:
-		c.wResume.ReceiverID = ch.id
-		buf = wire.AppendFrame(buf, &c.wResume, o)
-	case taskAck:
-		c.wAck.ReceiverID = ch.id
-		buf = wire.AppendFrame(buf, &c.wAck, o)
-	case taskBufferSize:
-		c.wBufSize = wire.NewBufferSize{ReceiverID: ch.id, BufferSize: tk.n}
-		buf = wire.AppendFrame(buf, &c.wBufSize, o)
-	case taskEvent:
-		c.wEvent = wire.TaskEventRequest{PartitionID: wire.ID(ch.part), ReceiverID: ch.id, Event: tk.data}
-		buf = wire.AppendFrame(buf, &c.wEvent, o)
-		c.wEvent.Event = nil
+		<-c.q.Wake()
 	}
-	return buf
 }
 
 // clientChannel is one input channel on a client connection; it is the
 // channel's exchange.ChannelLink.
 type clientChannel struct {
-	c    *clientConn
-	id   wire.ID
-	part exchange.PartitionID
-	h    exchange.ChannelHandler
-
-	creditQueued atomic.Bool // an AddCredit task is queued
-	closed       atomic.Bool // no longer routed (failed or closed)
-	linkClosed   atomic.Bool // Close was called
-}
-
-func (ch *clientChannel) send(tk ctask) error {
-	if ch.linkClosed.Load() {
-		return exchange.ErrClosed
-	}
-	if ch.closed.Load() {
-		return fmt.Errorf("%w: tcptransport: channel %s has failed", exchange.ErrClosed, ch.id)
-	}
-	tk.ch = ch
-	return ch.c.push(tk)
-}
-
-// NotifyCreditAvailable implements exchange.ChannelLink: it queues one
-// AddCredit; the writer takes the handler's unannounced credit when it
-// writes it, so credit that accumulates meanwhile goes out in one message.
-func (ch *clientChannel) NotifyCreditAvailable() {
-	if ch.closed.Load() || ch.linkClosed.Load() {
-		return
-	}
-	if ch.creditQueued.CompareAndSwap(false, true) {
-		if ch.c.push(ctask{kind: taskCredit, ch: ch}) != nil {
-			ch.creditQueued.Store(false)
-		}
-	}
-}
-
-// ResumeConsumption implements exchange.ChannelLink.
-func (ch *clientChannel) ResumeConsumption() error { return ch.send(ctask{kind: taskResume}) }
-
-// AckAllRecordsProcessed implements exchange.ChannelLink.
-func (ch *clientChannel) AckAllRecordsProcessed() error { return ch.send(ctask{kind: taskAck}) }
-
-// SendTaskEvent implements exchange.ChannelLink. The event must fit one
-// frame of the producer's maximum size.
-func (ch *clientChannel) SendTaskEvent(event []byte) error {
-	m := wire.TaskEventRequest{Event: event}
-	if n, lim := wire.FrameLen(&m, ch.c.t.wopts), ch.c.peerMax; n > lim {
-		return configErr("task event", len(event), fmt.Sprintf("frame of %d bytes exceeds the producer's maximum of %d", n, lim))
-	}
-	return ch.send(ctask{kind: taskEvent, data: append([]byte(nil), event...)})
-}
-
-// NewBufferSize implements exchange.ChannelLink.
-func (ch *clientChannel) NewBufferSize(size int) error {
-	if size <= 0 || size > 1<<30 {
-		return configErr("buffer size", size, "must be in 1..1 GiB")
-	}
-	return ch.send(ctask{kind: taskBufferSize, n: int32(size)})
+	*chanproto.Channel
+	c *clientConn
 }
 
 // Close implements exchange.ChannelLink: it cancels the partition request
 // (if the channel is still open) and releases the channel's reference to
 // the connection, closing it if it was the last.
 func (ch *clientChannel) Close() error {
-	if !ch.linkClosed.CompareAndSwap(false, true) {
+	if !ch.MarkClosed() {
 		return nil
 	}
-	c := ch.c
-	c.mu.Lock()
-	if c.chans[ch.id] == ch {
-		delete(c.chans, ch.id)
-		c.recent.add(ch.id)
-		if c.broken == nil {
-			c.tasks = append(c.tasks, ctask{kind: taskCancel, ch: ch})
-		}
-	}
-	ch.closed.Store(true)
-	c.mu.Unlock()
-	c.signal()
-	c.t.release(c)
+	ch.c.forget(ch)
+	ch.c.t.peers.Release(ch.c)
 	return nil
 }

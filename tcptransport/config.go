@@ -53,14 +53,21 @@ type Config struct {
 	CongestionControl string
 	// Dial creates client sockets (default: a net.Dialer). The link
 	// emulator uses it to dial from inside a network namespace.
-	Dial exchange.DialFunc
+	Dial DialFunc
 	// Listen creates the listening socket (default: a net.ListenConfig).
-	Listen exchange.ListenFunc
+	Listen ListenFunc
 	// WriteBatchBytes bounds how many bytes the server's writer gathers
 	// into one write system call (default 256 KiB). At least one frame is
 	// always written.
 	WriteBatchBytes int
 }
+
+// DialFunc and ListenFunc let the transport's sockets be created
+// elsewhere (the link emulator creates them inside network namespaces).
+type (
+	DialFunc   func(ctx context.Context, network, addr string) (net.Conn, error)
+	ListenFunc func(network, addr string) (net.Listener, error)
+)
 
 // New returns the factory of TCP transports configured by cfg. The
 // factory uses TransportOptions.ListenAddr, SegmentSize (the maximum frame
@@ -76,21 +83,11 @@ func configErr(field string, value any, reason string) error {
 	return &exchange.ConfigError{Field: "tcptransport." + field, Value: value, Reason: reason}
 }
 
-// normalize applies defaults and validates cfg.
-func (cfg Config) normalize() (Config, portRange, error) {
-	var pr portRange
-	switch {
-	case cfg.ConnectionsPerNode < 0:
-		return cfg, pr, configErr("ConnectionsPerNode", cfg.ConnectionsPerNode, "must be >= 0")
-	case cfg.ConnectTimeout < 0:
-		return cfg, pr, configErr("ConnectTimeout", cfg.ConnectTimeout, "must be >= 0")
-	case cfg.SendBuffer < 0:
-		return cfg, pr, configErr("SendBuffer", cfg.SendBuffer, "must be >= 0")
-	case cfg.ReceiveBuffer < 0:
-		return cfg, pr, configErr("ReceiveBuffer", cfg.ReceiveBuffer, "must be >= 0")
-	case cfg.WriteBatchBytes < 0:
-		return cfg, pr, configErr("WriteBatchBytes", cfg.WriteBatchBytes, "must be >= 0")
-	}
+// MaxConnectionsPerNode bounds Config.ConnectionsPerNode.
+const MaxConnectionsPerNode = 64
+
+// withDefaults fills the zero values of cfg with the documented defaults.
+func (cfg Config) withDefaults() Config {
 	if cfg.ConnectionsPerNode == 0 {
 		cfg.ConnectionsPerNode = DefaultConnectionsPerNode
 	}
@@ -103,13 +100,27 @@ func (cfg Config) normalize() (Config, portRange, error) {
 	if cfg.WriteBatchBytes == 0 {
 		cfg.WriteBatchBytes = DefaultWriteBatchBytes
 	}
-	if cfg.PortRange != "" {
-		var err error
-		if pr, err = parsePortRange(cfg.PortRange); err != nil {
-			return cfg, pr, err
-		}
+	return cfg
+}
+
+// validate checks cfg after withDefaults (a negative KeepAlive is valid:
+// it disables keepalive) and parses its port range.
+func (cfg Config) validate() (portRange, error) {
+	switch {
+	case cfg.ConnectionsPerNode < 1 || cfg.ConnectionsPerNode > MaxConnectionsPerNode:
+		return portRange{}, configErr("ConnectionsPerNode", cfg.ConnectionsPerNode, "must be in 1..64")
+	case cfg.ConnectTimeout < 0:
+		return portRange{}, configErr("ConnectTimeout", cfg.ConnectTimeout, "must be >= 0")
+	case cfg.SendBuffer < 0:
+		return portRange{}, configErr("SendBuffer", cfg.SendBuffer, "must be >= 0")
+	case cfg.ReceiveBuffer < 0:
+		return portRange{}, configErr("ReceiveBuffer", cfg.ReceiveBuffer, "must be >= 0")
+	case cfg.WriteBatchBytes < 0:
+		return portRange{}, configErr("WriteBatchBytes", cfg.WriteBatchBytes, "must be >= 0")
+	case cfg.PortRange == "":
+		return portRange{}, nil
 	}
-	return cfg, pr, nil
+	return parsePortRange(cfg.PortRange)
 }
 
 type portRange struct{ lo, hi int }

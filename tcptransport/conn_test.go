@@ -184,7 +184,7 @@ func TestPortRange(t *testing.T) {
 
 type nopProvider struct{}
 
-func (nopProvider) OpenReader(exchange.ReaderRequest, func(*exchange.Reader)) (*exchange.Reader, error) {
+func (nopProvider) OpenView(exchange.ViewRequest, func(*exchange.SubpartitionView)) (*exchange.SubpartitionView, error) {
 	return nil, &exchange.PartitionNotFoundError{}
 }
 
@@ -213,12 +213,10 @@ func TestSocketOptions(t *testing.T) {
 	f := startFlow(t, prod, cons, "")
 	f.read(t, ctx, 10)
 	ct, st := tcpOf(cons), tcpOf(prod)
-	ct.mu.Lock()
 	var client net.Conn
-	for _, c := range ct.clients {
+	for _, c := range ct.peers.Conns() {
 		client = c.nc
 	}
-	ct.mu.Unlock()
 	st.mu.Lock()
 	var server net.Conn
 	for c := range st.served {
@@ -236,8 +234,7 @@ func TestSocketOptions(t *testing.T) {
 	f.close(t)
 
 	_, err := exchange.NewEnvironment(ctx, exchange.Config{
-		SegmentSize: testSegment, Transport: Name,
-		Transports: map[string]exchange.TransportFactory{Name: New(Config{CongestionControl: "nosuchalgo"})},
+		SegmentSize: testSegment, Transport: New(Config{CongestionControl: "nosuchalgo"}),
 	})
 	if err == nil || !strings.Contains(err.Error(), `"nosuchalgo"`) || !strings.Contains(err.Error(), availableCongestionFile) {
 		t.Fatalf("unknown congestion control: %v, want an error naming it and %s", err, availableCongestionFile)
@@ -301,12 +298,7 @@ func TestConnectionSharing(t *testing.T) {
 			if acc := st.Stats().ConnectionsAccepted; acc != dialed {
 				t.Fatalf("server accepted %d connections, client dialed %d", acc, dialed)
 			}
-			ct.mu.Lock()
-			var clients []*clientConn
-			for _, c := range ct.clients {
-				clients = append(clients, c)
-			}
-			ct.mu.Unlock()
+			clients := ct.peers.Conns()
 			st.mu.Lock()
 			var served []*serverConn
 			for c := range st.served {
@@ -316,9 +308,7 @@ func TestConnectionSharing(t *testing.T) {
 			// Releasing one gate keeps the connection(s) of the other.
 			g1.Close()
 			if per == 1 {
-				ct.mu.Lock()
-				refs := clients[0].refs
-				ct.mu.Unlock()
+				refs := ct.peers.Refs(clients[0])
 				if refs != n/2 {
 					t.Fatalf("connection has %d references with one gate of %d channels left", refs, n/2)
 				}
@@ -339,9 +329,7 @@ func TestConnectionSharing(t *testing.T) {
 					t.Fatal("server connection not closed after the client's CloseRequest")
 				}
 			}
-			ct.mu.Lock()
-			left := len(ct.clients)
-			ct.mu.Unlock()
+			left := len(ct.peers.Conns())
 			if left != 0 {
 				t.Fatalf("%d client connections left", left)
 			}

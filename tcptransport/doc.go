@@ -1,10 +1,13 @@
 // Package tcptransport is the TCP exchange.Transport: a Go rendering of
 // Flink's Netty data plane (NettyServer, NettyClient,
 // PartitionRequestClientFactory, PartitionRequestQueue and
-// CreditBasedPartitionRequestClientHandler). Select it with
+// CreditBasedPartitionRequestClientHandler). The channel protocol (credit,
+// the receive sequence, the control queue, the failure policy, the ready
+// queue, reference-counted connections) is package chanproto's, shared
+// with the other transports; this package keeps sockets, receiverId
+// demultiplexing and writev batching. Select it with
 //
-//	exchange.Config{Transport: tcptransport.Name,
-//		Transports: map[string]exchange.TransportFactory{tcptransport.Name: tcptransport.New(tcptransport.Config{})}}
+//	exchange.Config{Transport: tcptransport.New(tcptransport.Config{})}
 //
 // # Connections
 //
@@ -35,8 +38,8 @@
 // Frames for a receiverId released recently (a bounded set is kept) are a
 // normal race and are dropped; a receiverId never seen on the connection
 // is a protocol error that closes it. On the server one reader goroutine
-// per connection decodes the client's messages and drives the readers
-// (exchange.Reader) opened through the ReaderProvider; the same rules
+// per connection decodes the client's messages and drives the views
+// (exchange.SubpartitionView) opened through the ViewProvider; the same rules
 // apply to receiverIds, and a second PartitionRequest for an active
 // receiverId is a protocol error.
 //
@@ -50,10 +53,11 @@
 // credit that accumulates meanwhile goes out in one message. Nothing in a
 // ChannelLink blocks on the network.
 //
-// On the server one writer goroutine per connection serves the readers
-// that have something to send, round-robin: a reader is queued when it
-// becomes available and re-queued at the tail after every message while
-// it has more, so channels share the connection fairly. The writer gathers
+// On the server one writer goroutine per connection serves the channels
+// that have something to send, round-robin (chanproto.Scheduler): a
+// channel is queued when it becomes available and re-queued at the tail
+// after every message while it has more, so channels share the
+// connection fairly. The writer gathers
 // many frames into one writev (Config.WriteBatchBytes, 256 KiB by
 // default): headers go into one reused byte slice, payloads are written
 // from the network buffers themselves and released once written.
@@ -91,12 +95,19 @@
 // peer as soon as the socket reports it; bad input from the peer is a
 // *exchange.ProtocolError naming it: data without credit or an oversized
 // buffer fails only that channel (and cancels its request), anything that
-// breaks the framing fails the connection. Closing the transport fails
+// breaks the framing fails the connection (docs/architecture.md, "failure
+// policy"). Closing the transport fails
 // the remaining channels with an error wrapping exchange.ErrClosed.
 //
-// Bad input on the server (wrong magic, unknown message id, a frame above
-// the maximum size, a truncated frame, credit of 0 or less, unknown or
-// duplicate receiverIds, another protocol version) is logged as a warning
-// naming the peer, answered with a fatal ErrorResponse, and closes that
-// connection only; its readers are released, and other connections go on.
+// A violation on the server that belongs to one channel (an AddCredit
+// that overflows the channel's credit, a task event for another
+// partition) fails that channel only: it is logged as a warning naming the
+// peer and answered with a non-fatal ErrorResponse (CodeProtocol), and the
+// connection's other channels go on, as on QUIC. Bad input that breaks
+// the framing or names no channel (wrong magic, unknown message id, a
+// frame above the maximum size, a truncated frame, a field the codec
+// refuses such as credit of 0 or less, unknown or duplicate receiverIds,
+// another protocol version) is logged the same way, answered with a fatal
+// ErrorResponse, and closes that connection only; its views are released,
+// and other connections go on.
 package tcptransport

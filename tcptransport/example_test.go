@@ -17,8 +17,7 @@ func Example() {
 	node := func() *exchange.Environment {
 		e, err := exchange.NewEnvironment(ctx, exchange.Config{
 			ListenAddr: "127.0.0.1:0",
-			Transport:  tcptransport.Name,
-			Transports: map[string]exchange.TransportFactory{tcptransport.Name: tcptransport.New(tcptransport.Config{})},
+			Transport:  tcptransport.New(tcptransport.Config{}),
 		})
 		if err != nil {
 			panic(err)

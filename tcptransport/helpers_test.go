@@ -59,8 +59,7 @@ func newEnv(t testing.TB, cfg Config, log io.Writer) *exchange.Environment {
 	e, err := exchange.NewEnvironment(context.Background(), exchange.Config{
 		NetworkMemory: 8 << 20,
 		SegmentSize:   testSegment,
-		Transport:     Name,
-		Transports:    map[string]exchange.TransportFactory{Name: New(cfg)},
+		Transport:     New(cfg),
 		Logger:        lg,
 	})
 	if err != nil {

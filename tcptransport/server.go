@@ -1,7 +1,6 @@
 package tcptransport
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -9,29 +8,28 @@ import (
 	"time"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/chanproto"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
 // serverConn is the server side of one accepted connection (Flink's
 // PartitionRequestServerHandler and PartitionRequestQueue): a reader
 // goroutine decodes the client's messages and one writer goroutine serves
-// the available readers round-robin, coalescing their frames into
-// batched writes.
+// the ready channels round-robin (chanproto.Scheduler), coalescing their
+// frames into batched writes.
 type serverConn struct {
 	t        *Transport
 	nc       net.Conn
 	peer     string
-	provider exchange.ReaderProvider
+	provider exchange.ViewProvider
 	peerMax  int // the largest frame the client accepts
+	sched    *chanproto.Scheduler
 
 	mu      sync.Mutex
-	readers map[wire.ID]*srvReader
+	outs    map[wire.ID]*chanproto.Outbound
 	recent  recentSet
-	avail   []*srvReader // FIFO of readers with something to send, from head
-	head    int
 	ctrl    []byte // encoded frames queued by the reader goroutine
 	closing bool
-	wake    chan struct{}
 
 	writerDone chan struct{}
 	done       chan struct{} // closed when serve returns
@@ -41,8 +39,7 @@ type serverConn struct {
 	segs    []payloadSeg // payloads, by the end offset of their header in hb
 	backing net.Buffers
 	wbuf    net.Buffers
-	wBuf    wire.BufferResponse
-	wBack   wire.BacklogAnnouncement
+	frames  int
 }
 
 type payloadSeg struct {
@@ -50,27 +47,12 @@ type payloadSeg struct {
 	buf exchange.Buffer
 }
 
-// srvReader is one partition request served on a connection.
-type srvReader struct {
-	id       wire.ID
-	part     wire.ID
-	r        *exchange.Reader
-	released bool // guarded by serverConn.mu
-}
-
-func newServerConn(t *Transport, nc net.Conn, p exchange.ReaderProvider) *serverConn {
+func newServerConn(t *Transport, nc net.Conn, p exchange.ViewProvider) *serverConn {
 	return &serverConn{
 		t: t, nc: nc, peer: nc.RemoteAddr().String(), provider: p,
-		readers: make(map[wire.ID]*srvReader),
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
-	}
-}
-
-func (c *serverConn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+		sched: chanproto.NewScheduler(),
+		outs:  make(map[wire.ID]*chanproto.Outbound),
+		done:  make(chan struct{}),
 	}
 }
 
@@ -124,11 +106,7 @@ func (c *serverConn) handshake() (*wire.Reader, error) {
 	rd := wire.NewReader(c.nc, t.wopts)
 	m, err := rd.Next()
 	if err == nil {
-		if h, ok := m.(*wire.Hello); !ok {
-			err = fmt.Errorf("%w: expected Hello, got %s", wire.ErrProtocol, m.ID())
-		} else if err = wire.CheckHello(*h); err == nil {
-			c.peerMax = int(h.MaxFrameSize)
-		}
+		c.peerMax, err = chanproto.PeerHello(m)
 	}
 	if err != nil {
 		if !isProtocolErr(err) {
@@ -153,6 +131,8 @@ func (t *Transport) writeFatal(nc net.Conn, code wire.ErrorCode, err error) {
 }
 
 // readLoop handles the client's messages until an error or CloseRequest.
+// A violation that belongs to one channel fails that channel only
+// (docs/architecture.md, "failure policy").
 func (c *serverConn) readLoop(rd *wire.Reader) error {
 	for {
 		m, err := rd.Next()
@@ -161,69 +141,42 @@ func (c *serverConn) readLoop(rd *wire.Reader) error {
 		}
 		switch m := m.(type) {
 		case *wire.PartitionRequest:
-			if err := c.openReader(m); err != nil {
+			if err := c.open(m); err != nil {
 				return err
 			}
-		case *wire.AddCredit:
-			sr, err := c.reader(m.ReceiverID, m.ID())
-			if err != nil {
-				return err
-			}
-			if sr != nil {
-				if err := sr.r.AddCredit(int(m.Credit)); err != nil {
-					return err
-				}
-			}
-		case *wire.ResumeConsumption:
-			sr, err := c.reader(m.ReceiverID, m.ID())
-			if err != nil {
-				return err
-			}
-			if sr != nil {
-				sr.r.Resume()
-			}
-		case *wire.AckAllUserRecordsProcessed:
-			sr, err := c.reader(m.ReceiverID, m.ID())
-			if err != nil {
-				return err
-			}
-			if sr != nil {
-				sr.r.AckAllRecordsProcessed()
-			}
-		case *wire.TaskEventRequest:
-			sr, err := c.reader(m.ReceiverID, m.ID())
-			if err != nil {
-				return err
-			}
-			if sr != nil {
-				if sr.part != m.PartitionID {
-					return fmt.Errorf("%w: TaskEventRequest for partition %s on receiver %s, which reads partition %s", wire.ErrProtocol, m.PartitionID, m.ReceiverID, sr.part)
-				}
-				sr.r.TaskEvent(bytes.Clone(m.Event))
-			}
-		case *wire.NewBufferSize:
-			// Buffer debloating is not implemented by the readers; the
-			// message is checked and otherwise ignored.
-			if _, err := c.reader(m.ReceiverID, m.ID()); err != nil {
-				return err
-			}
+			continue
 		case *wire.CancelPartitionRequest:
 			c.cancel(m.ReceiverID)
+			continue
 		case *wire.CloseRequest:
 			return errCloseRequest
-		default:
+		}
+		id, ok := chanproto.ReceiverOf(m)
+		if !ok {
 			return fmt.Errorf("%w: unexpected %s from a client", wire.ErrProtocol, m.ID())
+		}
+		o, err := c.outbound(id, m.ID())
+		if err != nil {
+			return err
+		}
+		if o == nil {
+			continue
+		}
+		if _, verr := o.Apply(m); verr != nil {
+			c.t.log.Warn().Err(verr).Str("peer", c.peer).Str("receiver", id.String()).Msg("bad input on a channel; only this channel is failed")
+			c.forget(o)
+			o.Fail(verr)
 		}
 	}
 }
 
-// reader returns the reader of id: nil without error for a recently
+// outbound returns the channel of id: nil without error for a recently
 // released one, a protocol error for an id never requested here.
-func (c *serverConn) reader(id wire.ID, msg wire.MsgID) (*srvReader, error) {
+func (c *serverConn) outbound(id wire.ID, msg wire.MsgID) (*chanproto.Outbound, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if sr := c.readers[id]; sr != nil {
-		return sr, nil
+	if o := c.outs[id]; o != nil {
+		return o, nil
 	}
 	if c.recent.has(id) {
 		return nil, nil
@@ -231,110 +184,65 @@ func (c *serverConn) reader(id wire.ID, msg wire.MsgID) (*srvReader, error) {
 	return nil, fmt.Errorf("%w: %s for unknown receiver %s (never requested on this connection)", wire.ErrProtocol, msg, id)
 }
 
-func (c *serverConn) openReader(m *wire.PartitionRequest) error {
+func (c *serverConn) open(m *wire.PartitionRequest) error {
 	id := m.ReceiverID
 	c.mu.Lock()
-	_, dup := c.readers[id]
+	_, dup := c.outs[id]
 	c.mu.Unlock()
 	if dup {
 		return fmt.Errorf("%w: second PartitionRequest for receiver %s on one connection", errDuplicateReceiver, id)
 	}
-	sr := &srvReader{id: id, part: m.PartitionID}
-	r, err := c.provider.OpenReader(exchange.ReaderRequest{
+	o := chanproto.NewOutbound(id, m.PartitionID, c.peer, c.t.wopts, c.peerMax, c.sched.Ready)
+	err := o.Open(c.provider, exchange.ViewRequest{
 		Partition:     exchange.PartitionID(m.PartitionID),
 		Subpartition:  int(m.Subpartition),
 		Receiver:      exchange.ChannelID(id),
 		InitialCredit: int(m.Credit),
 		Peer:          c.peer,
-	}, func(r *exchange.Reader) { c.enqueue(sr, r) })
+	})
 	if err != nil {
 		c.t.log.Debug().Err(err).Str("peer", c.peer).Str("receiver", id.String()).Msg("partition request refused")
-		resp := wire.ErrorResponse{ReceiverID: id, Code: exchange.WireErrorCode(err), Message: err.Error()}
 		c.mu.Lock()
 		c.recent.add(id)
-		c.ctrl = wire.AppendFrame(c.ctrl, &resp, c.t.wopts)
+		c.ctrl = wire.AppendFrame(c.ctrl, chanproto.Refusal(id, err), c.t.wopts)
 		c.mu.Unlock()
-		c.signal()
+		c.sched.Signal()
 		return nil
 	}
 	c.mu.Lock()
-	sr.r = r
 	if c.closing {
 		c.mu.Unlock()
-		r.Release()
+		o.Release()
 		return nil
 	}
-	c.readers[id] = sr
+	c.outs[id] = o
 	c.recent.remove(id)
 	c.mu.Unlock()
 	return nil
 }
 
-// enqueue is the readers' onAvailable: it queues sr for the writer.
-func (c *serverConn) enqueue(sr *srvReader, r *exchange.Reader) {
+// forget stops routing the client's messages to o.
+func (c *serverConn) forget(o *chanproto.Outbound) {
 	c.mu.Lock()
-	if sr.r == nil {
-		sr.r = r // called from inside OpenReader
-	}
-	if c.closing || sr.released {
-		c.mu.Unlock()
-		return
-	}
-	c.pushLocked(sr)
-	c.mu.Unlock()
-	c.signal()
-}
-
-func (c *serverConn) pushLocked(sr *srvReader) {
-	if c.head > 0 && len(c.avail) == cap(c.avail) {
-		n := copy(c.avail, c.avail[c.head:])
-		clear(c.avail[n:])
-		c.avail = c.avail[:n]
-		c.head = 0
-	}
-	c.avail = append(c.avail, sr)
-}
-
-func (c *serverConn) pop() *srvReader {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var sr *srvReader
-	for sr == nil && c.head < len(c.avail) {
-		x := c.avail[c.head]
-		c.avail[c.head] = nil
-		c.head++
-		if !x.released {
-			sr = x
-		}
-	}
-	if c.head == len(c.avail) {
-		c.avail, c.head = c.avail[:0], 0
-	}
-	return sr
-}
-
-// requeue puts a reader that has more to send at the tail of the queue.
-func (c *serverConn) requeue(sr *srvReader) {
-	c.mu.Lock()
-	if !c.closing && !sr.released {
-		c.pushLocked(sr)
+	if c.outs[o.Receiver] == o {
+		delete(c.outs, o.Receiver)
+		c.recent.add(o.Receiver)
 	}
 	c.mu.Unlock()
 }
 
-// cancel releases the reader of id (CancelPartitionRequest); unknown ids
-// are ignored: cancel races with the reader's own end.
+// cancel releases the channel of id (CancelPartitionRequest); unknown ids
+// are ignored: cancel races with the channel's own end.
 func (c *serverConn) cancel(id wire.ID) {
 	c.mu.Lock()
-	sr := c.readers[id]
-	if sr != nil {
-		delete(c.readers, id)
-		sr.released = true
+	o := c.outs[id]
+	if o != nil {
+		delete(c.outs, id)
 		c.recent.add(id)
 	}
 	c.mu.Unlock()
-	if sr != nil {
-		sr.r.Release()
+	if o != nil {
+		o.Release()
 	}
 }
 
@@ -354,19 +262,14 @@ func (c *serverConn) teardown(err error) {
 	}
 	c.mu.Lock()
 	c.closing = true
-	readers := c.readers
-	c.readers = nil
-	for _, sr := range readers {
-		sr.released = true
-	}
-	clear(c.avail)
-	c.avail, c.head = nil, 0
+	outs := c.outs
+	c.outs = nil
 	if fatal {
 		resp := wire.ErrorResponse{Fatal: true, Code: fatalCode(err), Message: err.Error()}
 		c.ctrl = wire.AppendFrame(c.ctrl, &resp, t.wopts)
 	}
 	c.mu.Unlock()
-	c.signal()
+	c.sched.Close()
 	if fatal {
 		// The writer flushes the ErrorResponse, then closes; the deadline
 		// bounds a peer that does not read.
@@ -374,25 +277,20 @@ func (c *serverConn) teardown(err error) {
 	} else {
 		c.nc.Close()
 	}
-	for _, sr := range readers {
-		sr.r.Release()
+	for _, o := range outs {
+		o.Release()
 	}
 	<-c.writerDone
 	c.nc.Close()
 }
 
 // writeLoop is the connection's single writer: it serves queued control
-// frames and available readers, round-robin, batching up to
-// WriteBatchBytes per write.
+// frames and ready channels, round-robin, batching up to WriteBatchBytes
+// per write.
 func (c *serverConn) writeLoop() {
 	defer close(c.writerDone)
 	for {
 		c.mu.Lock()
-		for !c.closing && len(c.ctrl) == 0 && c.head == len(c.avail) {
-			c.mu.Unlock()
-			<-c.wake
-			c.mu.Lock()
-		}
 		closing := c.closing
 		c.hb = append(c.hb[:0], c.ctrl...)
 		c.ctrl = c.ctrl[:0]
@@ -404,7 +302,11 @@ func (c *serverConn) writeLoop() {
 			c.nc.Close()
 			return
 		}
-		c.fill()
+		c.sched.Serve(c.t.cfg.WriteBatchBytes-len(c.hb), c.emit)
+		if len(c.hb) == 0 {
+			<-c.sched.Wake()
+			continue
+		}
 		if err := c.flush(); err != nil {
 			c.nc.Close() // the reader goroutine sees it and tears down
 			return
@@ -412,70 +314,20 @@ func (c *serverConn) writeLoop() {
 	}
 }
 
-// fill appends frames from available readers to the batch.
-func (c *serverConn) fill() {
-	t := c.t
-	o := t.wopts
-	limit := t.cfg.WriteBatchBytes
-	size := len(c.hb)
-	frames := 0
-	for size < limit {
-		sr := c.pop()
-		if sr == nil {
-			break
-		}
-		resp := sr.r.Next()
-		switch resp.Kind {
-		case exchange.ResponseBuffer:
-			n := resp.Buffer.Len()
-			flen := wire.BufferResponseHeaderMax + n
-			if flen > c.peerMax {
-				resp.Buffer.Release()
-				c.failReader(sr, fmt.Errorf("%w: buffer of %d bytes does not fit the consumer's maximum frame size %d (segment sizes differ?)",
-					exchange.ErrInsufficientBuffers, n, c.peerMax))
-				continue
-			}
-			c.wBuf = wire.BufferResponse{ReceiverID: sr.id, Sequence: resp.Sequence, Backlog: int32(max(resp.Backlog, 0)),
-				DataType: resp.Buffer.DataType, Size: int32(n)}
-			c.hb = wire.AppendFrame(c.hb, &c.wBuf, o)
-			if n > 0 {
-				c.segs = append(c.segs, payloadSeg{end: len(c.hb), buf: resp.Buffer})
-			} else {
-				resp.Buffer.Release()
-			}
-			size += flen
-			frames++
-		case exchange.ResponseBacklog:
-			c.wBack = wire.BacklogAnnouncement{ReceiverID: sr.id, Backlog: int32(max(resp.Backlog, 0))}
-			c.hb = wire.AppendFrame(c.hb, &c.wBack, o)
-			size += wire.HeaderSize + 20
-		case exchange.ResponseError:
-			c.failReader(sr, resp.Err)
-			continue
-		}
-		if resp.More {
-			c.requeue(sr)
-		}
+// emit appends one frame to the batch; its payload is written from its
+// buffer by flush.
+func (c *serverConn) emit(o *chanproto.Outbound, m wire.Message, payload exchange.Buffer, st chanproto.Status) int {
+	c.hb = wire.AppendFrame(c.hb, m, c.t.wopts)
+	if payload.Len() > 0 {
+		c.segs = append(c.segs, payloadSeg{end: len(c.hb), buf: payload})
 	}
-	if frames > 0 {
-		t.stats.buffersSent.Add(int64(frames))
+	if st.Buffer {
+		c.frames++
 	}
-}
-
-// failReader sends a non-fatal ErrorResponse for sr and releases it.
-func (c *serverConn) failReader(sr *srvReader, err error) {
-	c.mu.Lock()
-	if sr.released {
-		c.mu.Unlock()
-		return
+	if st.Done {
+		c.forget(o)
 	}
-	sr.released = true
-	delete(c.readers, sr.id)
-	c.recent.add(sr.id)
-	c.mu.Unlock()
-	resp := wire.ErrorResponse{ReceiverID: sr.id, Code: exchange.WireErrorCode(err), Message: err.Error()}
-	c.hb = wire.AppendFrame(c.hb, &resp, c.t.wopts)
-	sr.r.Release()
+	return wire.FrameLen(m, c.t.wopts)
 }
 
 // flush writes the batch with one writev: header bytes from hb, payloads
@@ -502,6 +354,8 @@ func (c *serverConn) flush() error {
 		c.segs[i] = payloadSeg{}
 	}
 	c.segs = c.segs[:0]
+	c.t.stats.buffersSent.Add(int64(c.frames))
+	c.frames = 0
 	c.t.stats.writes.Add(1)
 	c.t.stats.bytesWritten.Add(n)
 	return err

@@ -2,12 +2,10 @@ package tcptransport
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/chanproto"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
@@ -34,8 +33,8 @@ type Transport struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	addr     string
-	provider exchange.ReaderProvider
-	clients  map[string]*clientConn // by connKey
+	provider exchange.ViewProvider
+	peers    *chanproto.Peers[*clientConn]
 	served   map[*serverConn]struct{}
 	closed   bool
 	wg       sync.WaitGroup
@@ -46,7 +45,8 @@ type Transport struct {
 var _ exchange.Transport = (*Transport)(nil)
 
 func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
-	cfg, pr, err := cfg.normalize()
+	cfg = cfg.withDefaults()
+	pr, err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}
@@ -59,15 +59,16 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 	}
 	maxFrame := wire.MaxFrameSizeFor(o.SegmentSize)
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Transport{
+	t := &Transport{
 		cfg: cfg, ports: pr, listenAddr: addr,
 		log:      o.Logger.With().Str("transport", Name).Logger(),
 		wopts:    wire.Options{StreamMode: false, MaxFrameSize: maxFrame},
 		maxFrame: maxFrame,
 		ctx:      ctx, cancel: cancel,
-		clients: make(map[string]*clientConn),
-		served:  make(map[*serverConn]struct{}),
-	}, nil
+		served: make(map[*serverConn]struct{}),
+	}
+	t.peers = chanproto.NewPeers(cfg.ConnectionsPerNode, func(addr string) *clientConn { return newClientConn(t, addr) })
+	return t, nil
 }
 
 // Name implements exchange.Transport.
@@ -81,9 +82,9 @@ func (t *Transport) Addr() string {
 }
 
 // Listen implements exchange.Transport.
-func (t *Transport) Listen(ctx context.Context, provider exchange.ReaderProvider) error {
+func (t *Transport) Listen(ctx context.Context, provider exchange.ViewProvider) error {
 	if provider == nil {
-		return configErr("provider", nil, "Listen needs a ReaderProvider")
+		return configErr("provider", nil, "Listen needs a ViewProvider")
 	}
 	if cc := t.cfg.CongestionControl; cc != "" {
 		if err := checkCongestion(cc); err != nil {
@@ -124,7 +125,7 @@ func (t *Transport) isClosed() bool {
 	return t.closed
 }
 
-func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ReaderProvider) {
+func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ViewProvider) {
 	defer t.wg.Done()
 	var delay time.Duration
 	for {
@@ -166,90 +167,38 @@ func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ReaderProvider
 	}
 }
 
-// connKey names the client connection a channel to addr uses.
-func (t *Transport) connKey(addr string, id wire.ID) string {
-	n := t.cfg.ConnectionsPerNode
-	if n <= 1 {
-		return addr
-	}
-	h := binary.LittleEndian.Uint64(id[:8]) ^ binary.LittleEndian.Uint64(id[8:])
-	return addr + "#" + strconv.Itoa(int(h%uint64(n)))
-}
-
 // OpenChannel implements exchange.Transport. It dials (or shares) the
 // connection to addr, registers h under req.Receiver and queues the
 // PartitionRequest. Dial failures are *exchange.ConnectionError.
 func (t *Transport) OpenChannel(ctx context.Context, addr string, req exchange.ChannelRequest, h exchange.ChannelHandler) (exchange.ChannelLink, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	if req.InitialCredit < 0 || req.Subpartition < 0 {
 		return nil, configErr("ChannelRequest", fmt.Sprintf("%+v", req), "negative credit or subpartition")
 	}
 	id := wire.ID(req.Receiver)
-	key := t.connKey(addr, id)
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil, exchange.ErrClosed
+	c, err := t.peers.Acquire(ctx, addr, id)
+	if err != nil {
+		return nil, err
 	}
-	c := t.clients[key]
-	if c != nil && c.isBroken() {
-		delete(t.clients, key)
-		c = nil
-	}
-	if c == nil {
-		c = newClientConn(t, key, addr)
-		t.clients[key] = c
-		t.wg.Add(1)
-		go c.run()
-	}
-	c.refs++
-	t.mu.Unlock()
-
-	select {
-	case <-c.ready:
-	case <-ctx.Done():
-		t.release(c)
-		return nil, ctx.Err()
-	}
-	if c.dialErr != nil {
-		t.release(c)
-		return nil, c.dialErr
-	}
-	ch := &clientChannel{c: c, id: id, part: req.Partition, h: h}
+	ch := &clientChannel{Channel: chanproto.NewChannel(h, req, addr, c.q, t.wopts), c: c}
+	ch.SetPeerMaxFrame(c.peerMax)
 	c.mu.Lock()
-	if c.broken != nil {
-		err := c.broken
-		c.mu.Unlock()
-		t.release(c)
-		return nil, c.connError(err)
+	_, dup := c.chans[id]
+	if !dup {
+		c.chans[id] = ch
+		c.recent.remove(id)
 	}
-	if _, dup := c.chans[id]; dup {
-		c.mu.Unlock()
-		t.release(c)
+	c.mu.Unlock()
+	if dup {
+		t.peers.Release(c)
 		return nil, fmt.Errorf("%w: tcptransport: receiver %s is already open on the connection to %s", exchange.ErrAlreadyConsumed, id, addr)
 	}
-	c.chans[id] = ch
-	c.recent.remove(id)
-	c.tasks = append(c.tasks, ctask{kind: taskRequest, ch: ch, n: int32(req.InitialCredit), sub: int32(req.Subpartition)})
-	c.mu.Unlock()
-	c.signal()
+	if err := c.q.Request(ch.Channel, req.Subpartition, req.InitialCredit); err != nil {
+		ch.MarkClosed()
+		c.forget(ch)
+		t.peers.Release(c)
+		return nil, err
+	}
 	return ch, nil
-}
-
-// release drops one reference to c; the last one closes it.
-func (t *Transport) release(c *clientConn) {
-	t.mu.Lock()
-	c.refs--
-	last := c.refs == 0
-	if last && t.clients[c.key] == c {
-		delete(t.clients, c.key)
-	}
-	t.mu.Unlock()
-	if last {
-		c.closeGracefully()
-	}
 }
 
 // Close implements exchange.Transport: it stops listening, closes every
@@ -263,11 +212,7 @@ func (t *Transport) Close() error {
 	}
 	t.closed = true
 	ln := t.ln
-	clients := make([]*clientConn, 0, len(t.clients))
-	for _, c := range t.clients {
-		clients = append(clients, c)
-	}
-	t.clients = map[string]*clientConn{}
+	clients := t.peers.Close()
 	served := make([]*serverConn, 0, len(t.served))
 	for c := range t.served {
 		served = append(served, c)

@@ -51,8 +51,7 @@ func newEnvironment(ctx context.Context, transport, listen string, m *tlsMateria
 	}
 	return exchange.NewEnvironment(ctx, exchange.Config{
 		NetworkMemory: 8 << 20, // a few partitions and gates per worker
-		Transport:     transport,
-		Transports:    map[string]exchange.TransportFactory{transport: f},
+		Transport:     f,
 		ListenAddr:    listen,
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/chanproto"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
@@ -22,20 +23,31 @@ func NewNetwork() *Network { return &Network{nodes: make(map[string]*Transport)}
 
 // Factory returns a TransportFactory whose transports join n.
 func (n *Network) Factory() exchange.TransportFactory {
-	return func(exchange.TransportOptions) (exchange.Transport, error) {
-		return &Transport{net: n, conns: make(map[string]*conn), served: make(map[*conn]struct{})}, nil
+	return func(o exchange.TransportOptions) (exchange.Transport, error) {
+		if o.SegmentSize < 0 {
+			return nil, &exchange.ConfigError{Field: "memtransport SegmentSize", Value: o.SegmentSize, Reason: "must be >= 0"}
+		}
+		if o.SegmentSize == 0 {
+			o.SegmentSize = exchange.DefaultSegmentSize
+		}
+		t := &Transport{net: n, opts: wire.Options{MaxFrameSize: wire.MaxFrameSizeFor(o.SegmentSize)}, served: make(map[*conn]struct{})}
+		t.peers = chanproto.NewPeers(1, t.dial)
+		return t, nil
 	}
 }
 
-// Transport is one node's in-memory transport.
+// Transport is one node's in-memory transport. Messages travel as wire
+// messages, unencoded, through the same channel protocol as on the
+// network transports (package chanproto).
 type Transport struct {
-	net *Network
+	net   *Network
+	opts  wire.Options
+	peers *chanproto.Peers[*conn]
 
 	mu       sync.Mutex
 	addr     string
-	provider exchange.ReaderProvider
-	conns    map[string]*conn   // client side, by server address
-	served   map[*conn]struct{} // server side
+	provider exchange.ViewProvider
+	served   map[*conn]struct{}
 	closed   bool
 	wg       sync.WaitGroup
 }
@@ -51,7 +63,7 @@ func (t *Transport) Addr() string {
 }
 
 // Listen implements exchange.Transport.
-func (t *Transport) Listen(_ context.Context, p exchange.ReaderProvider) error {
+func (t *Transport) Listen(_ context.Context, p exchange.ViewProvider) error {
 	t.net.mu.Lock()
 	t.net.next++
 	addr := fmt.Sprintf("mem:%d", t.net.next)
@@ -65,55 +77,63 @@ func (t *Transport) Listen(_ context.Context, p exchange.ReaderProvider) error {
 
 // OpenChannel implements exchange.Transport.
 func (t *Transport) OpenChannel(ctx context.Context, addr string, req exchange.ChannelRequest, h exchange.ChannelHandler) (exchange.ChannelLink, error) {
-	if err := ctx.Err(); err != nil {
+	c, err := t.peers.Acquire(ctx, addr, wire.ID(req.Receiver))
+	if err != nil {
 		return nil, err
 	}
-	t.net.mu.Lock()
-	srv := t.net.nodes[addr]
-	t.net.mu.Unlock()
-	if srv == nil {
-		return nil, &exchange.ConnectionError{Peer: addr, Err: errors.New("connection refused")}
+	l := &link{Channel: chanproto.NewChannel(h, req, addr, c.q, t.opts), c: c}
+	c.mu.Lock()
+	_, dup := c.chans[l.Receiver]
+	if !dup {
+		c.chans[l.Receiver] = l.Channel
 	}
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil, exchange.ErrClosed
+	c.mu.Unlock()
+	if dup {
+		t.peers.Release(c)
+		return nil, fmt.Errorf("%w: memtransport: receiver %s is already open to %s", exchange.ErrAlreadyConsumed, l.Receiver, addr)
 	}
-	c := t.conns[addr]
-	if c != nil && c.isBroken() {
-		c = nil
+	if err := c.q.Request(l.Channel, req.Subpartition, req.InitialCredit); err != nil {
+		l.Close()
+		return nil, err
 	}
-	if c == nil {
-		var err error
-		if c, err = srv.accept(t); err != nil {
-			t.mu.Unlock()
-			return nil, &exchange.ConnectionError{Peer: addr, Err: err}
-		}
-		t.conns[addr] = c
-		t.wg.Add(1)
-		go func() { defer t.wg.Done(); c.serve() }()
-	}
-	c.refs++
-	t.mu.Unlock()
-	l := &link{c: c, id: req.Receiver}
-	c.push(task{kind: taskOpen, id: req.Receiver, req: req, h: h})
 	return l, nil
 }
 
-func (t *Transport) accept(client *Transport) (*conn, error) {
+// dial connects to the node at addr (chanproto.Peers' dial).
+func (t *Transport) dial(addr string) *conn {
+	c := &conn{
+		client: t, peer: addr, ready: make(chan struct{}),
+		q: chanproto.NewControlQueue(), sched: chanproto.NewScheduler(),
+		chans: make(map[wire.ID]*chanproto.Channel),
+		outs:  make(map[wire.ID]*chanproto.Outbound),
+		done:  make(chan struct{}),
+	}
+	close(c.ready)
+	t.net.mu.Lock()
+	srv := t.net.nodes[addr]
+	t.net.mu.Unlock()
+	if srv == nil || !srv.accept(c) {
+		c.dialErr = &exchange.ConnectionError{Peer: addr, Err: errors.New("connection refused")}
+		close(c.done)
+		return c
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		c.serve()
+	}()
+	return c
+}
+
+func (t *Transport) accept(c *conn) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return nil, errors.New("connection refused")
+		return false
 	}
-	c := &conn{
-		client: client, server: t,
-		readers:  make(map[exchange.ChannelID]*exchange.Reader),
-		handlers: make(map[exchange.ChannelID]exchange.ChannelHandler),
-		wake:     make(chan struct{}, 1),
-	}
+	c.server = t
 	t.served[c] = struct{}{}
-	return c, nil
+	return true
 }
 
 // Close implements exchange.Transport: every connection, as client or
@@ -126,13 +146,11 @@ func (t *Transport) Close() error {
 	}
 	t.closed = true
 	var all []*conn
-	for _, c := range t.conns {
-		all = append(all, c)
-	}
 	for c := range t.served {
 		all = append(all, c)
 	}
 	t.mu.Unlock()
+	all = append(all, t.peers.Close()...)
 	t.net.mu.Lock()
 	delete(t.net.nodes, t.addr)
 	t.net.mu.Unlock()
@@ -141,85 +159,37 @@ func (t *Transport) Close() error {
 	}
 	t.wg.Wait()
 	for _, c := range all {
-		<-c.doneC()
+		<-c.done
 	}
 	return nil
 }
 
-type taskKind int
-
-const (
-	taskOpen taskKind = iota
-	taskCredit
-	taskResume
-	taskAck
-	taskEvent
-	taskCancel
-)
-
-type task struct {
-	kind taskKind
-	id   exchange.ChannelID
-	req  exchange.ChannelRequest
-	h    exchange.ChannelHandler
-	data []byte
-}
-
-// conn is one simulated connection; its goroutine plays both the
-// server's writer and the client's reader.
+// conn is one simulated connection; its goroutine plays the client's
+// writer, the server's reader and writer, and the client's reader.
 type conn struct {
 	client, server *Transport
+	peer           string
+	ready          chan struct{}
+	dialErr        error
+	q              *chanproto.ControlQueue // client to server
+	sched          *chanproto.Scheduler    // server to client
 
-	mu       sync.Mutex
-	tasks    []task
-	avail    []*exchange.Reader
-	readers  map[exchange.ChannelID]*exchange.Reader
-	handlers map[exchange.ChannelID]exchange.ChannelHandler
-	refs     int
-	broken   error
-	wake     chan struct{}
-	done     chan struct{}
-	once     sync.Once
+	mu     sync.Mutex
+	chans  map[wire.ID]*chanproto.Channel  // client side
+	outs   map[wire.ID]*chanproto.Outbound // server side
+	broken error
+	done   chan struct{}
 }
 
-func (c *conn) doneC() chan struct{} {
-	c.once.Do(func() { c.done = make(chan struct{}) })
-	return c.done
-}
-
-func (c *conn) isBroken() bool {
+// Ready, DialErr, Usable and CloseIdle make conn a chanproto.PeerConn.
+func (c *conn) Ready() <-chan struct{} { return c.ready }
+func (c *conn) DialErr() error         { return c.dialErr }
+func (c *conn) Usable() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.broken != nil
+	return c.broken == nil
 }
-
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (c *conn) push(t task) {
-	c.mu.Lock()
-	if err := c.broken; err != nil {
-		c.mu.Unlock()
-		if t.kind == taskOpen {
-			t.h.OnError(&exchange.ConnectionError{Peer: c.server.addr, Err: err})
-		}
-		return
-	}
-	c.tasks = append(c.tasks, t)
-	c.mu.Unlock()
-	c.signal()
-}
-
-func (c *conn) onAvailable(r *exchange.Reader) {
-	c.mu.Lock()
-	c.avail = append(c.avail, r)
-	c.mu.Unlock()
-	c.signal()
-}
+func (c *conn) CloseIdle() { c.breakConn(errors.New("closed: last channel released")) }
 
 func (c *conn) breakConn(err error) {
 	c.mu.Lock()
@@ -227,227 +197,140 @@ func (c *conn) breakConn(err error) {
 		c.broken = err
 	}
 	c.mu.Unlock()
-	c.signal()
+	c.q.Stop(&exchange.ConnectionError{Peer: c.peer, Err: err})
 }
 
 func (c *conn) serve() {
-	defer close(c.doneC())
-	peer := c.server.addr
+	defer close(c.done)
 	for {
+		select {
+		case <-c.q.Wake():
+		case <-c.sched.Wake():
+		}
 		c.mu.Lock()
-		if c.broken != nil {
-			err := c.broken
-			readers, handlers, tasks := c.readers, c.handlers, c.tasks
-			c.readers, c.handlers, c.avail, c.tasks = nil, nil, nil, nil
-			c.mu.Unlock()
-			for _, t := range tasks {
-				if t.kind == taskOpen {
-					handlers[t.id] = t.h
-				}
-			}
-			c.teardown(peer, err, readers, handlers)
+		err := c.broken
+		c.mu.Unlock()
+		if err != nil {
+			c.teardown(err)
 			return
 		}
-		tasks := c.tasks
-		c.tasks = nil
-		var r *exchange.Reader
-		if len(tasks) == 0 && len(c.avail) > 0 {
-			r = c.avail[0]
-			c.avail = c.avail[1:]
-		}
-		idle := len(tasks) == 0 && r == nil
-		c.mu.Unlock()
-		if idle {
-			<-c.wake
-			continue
-		}
-		for _, t := range tasks {
-			c.handle(peer, t)
-		}
-		if r != nil {
-			c.send(peer, r)
+		c.q.Drain(c.handle)
+		for c.sched.Serve(1<<20, c.deliver) {
 		}
 	}
 }
 
-func (c *conn) teardown(peer string, err error, readers map[exchange.ChannelID]*exchange.Reader, handlers map[exchange.ChannelID]exchange.ChannelHandler) {
-	for _, r := range readers {
-		r.Release()
+func (c *conn) teardown(err error) {
+	c.sched.Close()
+	c.mu.Lock()
+	chans, outs := c.chans, c.outs
+	c.chans, c.outs = nil, nil
+	c.mu.Unlock()
+	for _, o := range outs {
+		o.Release()
 	}
-	for _, h := range handlers {
-		h.OnError(&exchange.ConnectionError{Peer: peer, Err: err})
+	for _, ch := range chans {
+		ch.Fail(&exchange.ConnectionError{Peer: c.peer, Err: err})
 	}
-	c.client.mu.Lock()
-	if c.client.conns[peer] == c {
-		delete(c.client.conns, peer)
-	}
-	c.client.mu.Unlock()
+	c.client.peers.Forget(c)
 	c.server.mu.Lock()
 	delete(c.server.served, c)
 	c.server.mu.Unlock()
 }
 
-func (c *conn) lookup(id exchange.ChannelID) (*exchange.Reader, exchange.ChannelHandler) {
+// handle is the server receiving one message of a client channel.
+func (c *conn) handle(ch *chanproto.Channel, m wire.Message) {
+	id := ch.Receiver
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.readers[id], c.handlers[id]
-}
-
-func (c *conn) handle(peer string, t task) {
-	r, h := c.lookup(t.id)
-	switch t.kind {
-	case taskOpen:
-		if r != nil || h != nil {
-			t.h.OnError(&exchange.RemoteError{Peer: peer, Channel: t.id, Message: "duplicate receiver id"})
-			return
-		}
-		c.mu.Lock()
-		c.handlers[t.id] = t.h
-		c.mu.Unlock()
-		rd, err := c.server.provider.OpenReader(exchange.ReaderRequest{
-			Partition: t.req.Partition, Subpartition: t.req.Subpartition,
-			Receiver: t.id, InitialCredit: t.req.InitialCredit, Peer: c.client.addr,
-		}, c.onAvailable)
-		if err != nil {
-			c.mu.Lock()
-			delete(c.handlers, t.id)
-			c.mu.Unlock()
-			msg := wire.ErrorResponse{ReceiverID: wire.ID(t.id), Code: exchange.WireErrorCode(err), Message: err.Error()}
-			t.h.OnError(exchange.ErrorFromWire(peer, t.req.Partition, &msg))
-			return
-		}
-		c.mu.Lock()
-		c.readers[t.id] = rd
-		c.mu.Unlock()
-	case taskCredit:
-		if r == nil || h == nil {
-			return
-		}
-		if n := h.TakeUnannouncedCredit(); n > 0 {
-			if err := r.AddCredit(n); err != nil {
-				c.failChannel(peer, t.id, err)
-			}
-		}
-	case taskResume:
-		if r != nil {
-			r.Resume()
-		}
-	case taskAck:
-		if r != nil {
-			r.AckAllRecordsProcessed()
-		}
-	case taskEvent:
-		if r != nil {
-			r.TaskEvent(t.data)
-		}
-	case taskCancel:
-		c.mu.Lock()
-		delete(c.readers, t.id)
-		delete(c.handlers, t.id)
-		c.refs--
-		last := c.refs == 0
-		c.mu.Unlock()
-		if r != nil {
-			r.Release()
-		}
-		if last {
-			c.client.mu.Lock()
-			if c.client.conns[peer] == c && c.refs == 0 {
-				delete(c.client.conns, peer)
-				c.client.mu.Unlock()
-				c.breakConn(errors.New("closed: last channel released"))
-				return
-			}
-			c.client.mu.Unlock()
-		}
-	}
-}
-
-func (c *conn) failChannel(peer string, id exchange.ChannelID, err error) {
-	c.mu.Lock()
-	r, h := c.readers[id], c.handlers[id]
-	delete(c.readers, id)
-	delete(c.handlers, id)
+	o := c.outs[id]
 	c.mu.Unlock()
-	if r != nil {
-		r.Release()
-	}
-	if h != nil {
-		h.OnError(&exchange.RemoteError{Peer: peer, Channel: id, Message: err.Error()})
-	}
-}
-
-// send delivers what r has, as the client would receive it.
-func (c *conn) send(peer string, r *exchange.Reader) {
-	id := r.Request().Receiver
-	_, h := c.lookup(id)
-	resp := r.Next()
-	if h == nil {
-		resp.Buffer.Release()
-		return
-	}
-	switch resp.Kind {
-	case exchange.ResponseBuffer:
-		if resp.Buffer.Len() == 0 && !resp.Buffer.DataType.IsEvent() {
-			resp.Buffer.Release()
-			h.OnBuffer(exchange.Buffer{}, resp.Sequence, resp.Backlog)
-			break
-		}
-		dst, err := h.RequestBuffer(resp.Buffer.DataType, resp.Buffer.Len())
+	switch m := m.(type) {
+	case *wire.PartitionRequest: // receiver ids are unique on the connection (OpenChannel)
+		o = chanproto.NewOutbound(id, m.PartitionID, c.client.Addr(), c.server.opts, c.client.opts.EffectiveMaxFrameSize(), c.sched.Ready)
+		c.mu.Lock()
+		c.outs[id] = o
+		c.mu.Unlock()
+		err := o.Open(c.server.provider, exchange.ViewRequest{
+			Partition: ch.Partition, Subpartition: int(m.Subpartition),
+			Receiver: exchange.ChannelID(id), InitialCredit: int(m.Credit), Peer: c.client.Addr(),
+		})
 		if err != nil {
-			resp.Buffer.Release()
-			c.failChannel(peer, id, err)
+			c.forgetOut(o)
+			c.forget(ch)
+			_, _ = ch.Deliver(chanproto.Refusal(id, err), nil)
+		}
+	case *wire.CancelPartitionRequest:
+		if o != nil {
+			c.forgetOut(o)
+			o.Release()
+		}
+	default:
+		if o == nil {
 			return
 		}
-		copy(dst.Bytes(), resp.Buffer.Bytes())
-		resp.Buffer.Release()
-		h.OnBuffer(dst, resp.Sequence, resp.Backlog)
-	case exchange.ResponseBacklog:
-		h.OnBacklog(resp.Backlog)
-	case exchange.ResponseError:
-		c.mu.Lock()
-		delete(c.readers, id)
-		delete(c.handlers, id)
-		c.mu.Unlock()
-		r.Release()
-		msg := wire.ErrorResponse{ReceiverID: wire.ID(id), Code: exchange.WireErrorCode(resp.Err), Message: resp.Err.Error()}
-		h.OnError(exchange.ErrorFromWire(peer, r.Request().Partition, &msg))
-		return
-	}
-	if resp.More {
-		c.onAvailable(r)
+		if _, verr := o.Apply(m); verr != nil {
+			c.forgetOut(o)
+			o.Fail(verr)
+		}
 	}
 }
 
+// deliver is the client receiving one frame of a server channel.
+func (c *conn) deliver(o *chanproto.Outbound, m wire.Message, payload exchange.Buffer, st chanproto.Status) int {
+	defer payload.Release()
+	if st.Done {
+		c.forgetOut(o)
+	}
+	c.mu.Lock()
+	ch := c.chans[o.Receiver]
+	c.mu.Unlock()
+	if ch == nil {
+		return 1
+	}
+	if failed, _ := ch.Deliver(m, copyPayload{payload}); failed {
+		c.forget(ch)
+		if !st.Done {
+			c.forgetOut(o)
+			o.Release()
+		}
+	}
+	return payload.Len() + 1
+}
+
+func (c *conn) forget(ch *chanproto.Channel) {
+	c.mu.Lock()
+	if c.chans[ch.Receiver] == ch {
+		delete(c.chans, ch.Receiver)
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) forgetOut(o *chanproto.Outbound) {
+	c.mu.Lock()
+	if c.outs[o.Receiver] == o {
+		delete(c.outs, o.Receiver)
+	}
+	c.mu.Unlock()
+}
+
+// copyPayload is a payload that is copied, as a network would.
+type copyPayload struct{ b exchange.Buffer }
+
+func (p copyPayload) ReadPayload(dst []byte) error { copy(dst, p.b.Bytes()); return nil }
+func (p copyPayload) DiscardPayload() error        { return nil }
+
+// link is a channel's exchange.ChannelLink.
 type link struct {
-	c      *conn
-	id     exchange.ChannelID
-	mu     sync.Mutex
-	closed bool
+	*chanproto.Channel
+	c *conn
 }
 
-func (l *link) do(k taskKind, data []byte) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return exchange.ErrClosed
-	}
-	l.c.push(task{kind: k, id: l.id, data: data})
-	return nil
-}
-
-func (l *link) NotifyCreditAvailable()        { _ = l.do(taskCredit, nil) }
-func (l *link) ResumeConsumption() error      { return l.do(taskResume, nil) }
-func (l *link) AckAllRecordsProcessed() error { return l.do(taskAck, nil) }
-func (l *link) NewBufferSize(int) error       { return nil }
-func (l *link) SendTaskEvent(ev []byte) error { return l.do(taskEvent, append([]byte(nil), ev...)) }
+// Close implements exchange.ChannelLink.
 func (l *link) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return nil
+	if l.MarkClosed() {
+		l.c.forget(l.Channel)
+		l.c.q.Cancel(l.Channel)
+		l.c.client.peers.Release(l.c)
 	}
-	l.closed = true
-	l.c.push(task{kind: taskCancel, id: l.id})
 	return nil
 }

@@ -119,8 +119,7 @@ func runBadProducer(t *testing.T, side consumerSide, mb misbehaviour) {
 	env, err := exchange.NewEnvironment(ctx, exchange.Config{
 		NetworkMemory: 4 << 20,
 		SegmentSize:   fakeSegment,
-		Transport:     side.name,
-		Transports:    map[string]exchange.TransportFactory{side.name: side.factory(t)},
+		Transport:     side.factory(t),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -138,8 +138,7 @@ func (s *suite) env(t *testing.T, memory int64) *exchange.Environment {
 	e, err := exchange.NewEnvironment(context.Background(), exchange.Config{
 		NetworkMemory: memory,
 		SegmentSize:   segmentSize,
-		Transport:     s.o.Name,
-		Transports:    map[string]exchange.TransportFactory{s.o.Name: s.o.Factory(t)},
+		Transport:     s.o.Factory(t),
 	})
 	if err != nil {
 		t.Fatalf("NewEnvironment: %v", err)

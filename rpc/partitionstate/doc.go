@@ -25,10 +25,9 @@
 // PartitionStateChecker (an interface with CheckPartitionState, which
 // *Client implements): on PartitionNotFound a remote channel asks at once,
 // then either fails with a PartitionNotFoundError whose Cause is the
-// checker's error, or waits out its backoff and retries. The patch
-// exchange-hook.patch in this folder adds it (about 60 lines) with a test
-// in which a consumer of a producer that failed before its partition
-// existed fails within 500 ms with the producer's reason. Producers
+// checker's error, or waits out its backoff and retries. hook_test.go has
+// a consumer of a producer that failed before its partition existed fail
+// within 500 ms with the producer's reason. Producers
 // report Consumable and Finished through Client.Report (a
 // PartitionConfig callback on first data and on finish would let the
 // exchange do it itself).

@@ -249,8 +249,7 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 		return exchange.NewEnvironment(ctx, exchange.Config{
 			NetworkMemory: o.networkMemory.n,
 			SegmentSize:   int(o.segmentSize.n),
-			Transport:     name,
-			Transports:    map[string]exchange.TransportFactory{name: f},
+			Transport:     f,
 			ListenAddr:    addr,
 			Logger:        log.With().Str("node", role).Logger(),
 			// Both nodes export into one registry: the labels keep their

@@ -34,8 +34,7 @@ func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 	env, err := exchange.NewEnvironment(ctx, exchange.Config{
 		NetworkMemory: o.networkMemory.n,
 		SegmentSize:   int(o.segmentSize.n),
-		Transport:     name,
-		Transports:    map[string]exchange.TransportFactory{name: f},
+		Transport:     f,
 		ListenAddr:    o.listen,
 		Logger:        log,
 		Metrics:       o.metrics.registerer(nil),
@@ -213,8 +212,7 @@ func runConsume(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.
 	env, err := exchange.NewEnvironment(ctx, exchange.Config{
 		NetworkMemory: o.networkMemory.n,
 		SegmentSize:   int(o.segmentSize.n),
-		Transport:     name,
-		Transports:    map[string]exchange.TransportFactory{name: f},
+		Transport:     f,
 		ListenAddr:    consumeListen(o),
 		Logger:        log,
 		Metrics:       o.metrics.registerer(nil),

@@ -21,8 +21,8 @@ import (
 // Hooks let later work (the link emulator) create the transports' sockets
 // elsewhere, e.g. inside network namespaces. Nil fields: the defaults.
 type Hooks struct {
-	Dial         exchange.DialFunc
-	Listen       exchange.ListenFunc
+	Dial         tcptransport.DialFunc
+	Listen       tcptransport.ListenFunc
 	ListenPacket func(network, addr string) (net.PacketConn, error)
 	// ProducerListen and ConsumerListen are the bench environments'
 	// listen addresses (default 127.0.0.1:0).

@@ -10,7 +10,7 @@ import (
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
-// ResponseKind says what a Reader wants sent.
+// ResponseKind says what a SubpartitionView wants sent.
 type ResponseKind uint8
 
 const (
@@ -22,11 +22,11 @@ const (
 	// ResponseBacklog: a BacklogAnnouncement of Backlog.
 	ResponseBacklog
 	// ResponseError: an ErrorResponse for this channel carrying Err; the
-	// reader is done afterwards.
+	// view is done afterwards.
 	ResponseError
 )
 
-// Response is one message a Reader wants sent to its consumer.
+// Response is one message a SubpartitionView wants sent to its consumer.
 type Response struct {
 	Kind ResponseKind
 	// Buffer is the payload of a ResponseBuffer; Buffer.DataType is the
@@ -35,22 +35,22 @@ type Response struct {
 	Sequence int32
 	Backlog  int
 	Err      error
-	// More: the reader has something else to send right away. When false,
-	// the reader calls onAvailable again once it has.
+	// More: the view has something else to send right away. When false,
+	// the view calls onAvailable again once it has.
 	More bool
 }
 
-// Reader is the producer-side state of one remote input channel reading
+// SubpartitionView is the producer-side state of one remote input channel reading
 // one subpartition (Flink's CreditBasedSequenceNumberingViewReader): it
 // applies credit, numbers buffers and reports backlog. Transports drive
-// it; the calls of one reader must not run concurrently with each other,
+// it; the calls of one view must not run concurrently with each other,
 // except AddCredit, Resume, TaskEvent, AckAllRecordsProcessed and Release,
 // which may come from the transport's read side at any time.
-type Reader struct {
+type SubpartitionView struct {
 	part        *ResultPartition
 	sub         *subpartition
-	req         ReaderRequest
-	onAvailable func(*Reader)
+	req         ViewRequest
+	onAvailable func(*SubpartitionView)
 
 	mu            sync.Mutex
 	credit        *credit.Sender
@@ -61,11 +61,11 @@ type Reader struct {
 	queued atomic.Bool // onAvailable called and not yet drained by Next
 }
 
-// Request is the partition request the reader serves.
-func (r *Reader) Request() ReaderRequest { return r.req }
+// Request is the partition request the view serves.
+func (r *SubpartitionView) Request() ViewRequest { return r.req }
 
 // Next returns the next message to send, consuming credit for data.
-func (r *Reader) Next() Response {
+func (r *SubpartitionView) Next() Response {
 	resp := r.next()
 	resp.More = r.available()
 	if !resp.More {
@@ -79,7 +79,7 @@ func (r *Reader) Next() Response {
 	return resp
 }
 
-func (r *Reader) next() Response {
+func (r *SubpartitionView) next() Response {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.released || r.done {
@@ -127,7 +127,7 @@ func (r *Reader) next() Response {
 }
 
 // available reports whether Next would return something.
-func (r *Reader) available() bool {
+func (r *SubpartitionView) available() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.released || r.done {
@@ -146,8 +146,8 @@ func (r *Reader) available() bool {
 	return r.credit.NeedsBacklogAnnouncement(r.sub.backlogNow())
 }
 
-// notify hands the reader to the transport when it has something to send.
-func (r *Reader) notify() {
+// notify hands the view to the transport when it has something to send.
+func (r *SubpartitionView) notify() {
 	if r.queued.Load() || !r.available() {
 		return
 	}
@@ -158,7 +158,7 @@ func (r *Reader) notify() {
 
 // AddCredit records an AddCredit from the consumer. Zero or negative
 // credit is a protocol error.
-func (r *Reader) AddCredit(n int) error {
+func (r *SubpartitionView) AddCredit(n int) error {
 	r.mu.Lock()
 	err := r.credit.Add(n)
 	if err == nil {
@@ -173,10 +173,10 @@ func (r *Reader) AddCredit(n int) error {
 }
 
 // Resume unblocks the subpartition after an aligned checkpoint barrier.
-func (r *Reader) Resume() { r.sub.resume() }
+func (r *SubpartitionView) Resume() { r.sub.resume() }
 
 // TaskEvent passes a consumer's task event to the partition's handler.
-func (r *Reader) TaskEvent(event []byte) {
+func (r *SubpartitionView) TaskEvent(event []byte) {
 	if r.part.onEvent != nil {
 		r.part.onEvent(r.sub.index, event)
 	}
@@ -184,12 +184,12 @@ func (r *Reader) TaskEvent(event []byte) {
 
 // AckAllRecordsProcessed records the consumer's acknowledgement of
 // EndOfData.
-func (r *Reader) AckAllRecordsProcessed() { r.part.ackAllRecordsProcessed(r.sub.index) }
+func (r *SubpartitionView) AckAllRecordsProcessed() { r.part.ackAllRecordsProcessed(r.sub.index) }
 
-// Release ends the reader (cancel, close, or connection loss). Pipelined
+// Release ends the view (cancel, close, or connection loss). Pipelined
 // data cannot be read twice, so the subpartition's queued data is dropped
 // and its memory returned.
-func (r *Reader) Release() {
+func (r *SubpartitionView) Release() {
 	r.mu.Lock()
 	if r.released {
 		r.mu.Unlock()
@@ -243,8 +243,8 @@ func (m *partitionManager) lookup(id PartitionID) (*ResultPartition, error) {
 	return p, nil
 }
 
-// OpenReader implements ReaderProvider.
-func (m *partitionManager) OpenReader(req ReaderRequest, onAvailable func(*Reader)) (*Reader, error) {
+// OpenView implements ViewProvider.
+func (m *partitionManager) OpenView(req ViewRequest, onAvailable func(*SubpartitionView)) (*SubpartitionView, error) {
 	p, err := m.lookup(req.Partition)
 	if err != nil {
 		return nil, err
@@ -257,7 +257,7 @@ func (m *partitionManager) OpenReader(req ReaderRequest, onAvailable func(*Reade
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
-	r := &Reader{part: p, sub: sub, req: req, onAvailable: onAvailable, credit: cs}
+	r := &SubpartitionView{part: p, sub: sub, req: req, onAvailable: onAvailable, credit: cs}
 	if err := sub.attach(r.notify); err != nil {
 		return nil, fmt.Errorf("partition %s subpartition %d: %w", req.Partition, req.Subpartition, err)
 	}

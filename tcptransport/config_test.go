@@ -1,0 +1,49 @@
+package tcptransport
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/qexchange/qexchange/exchange"
+)
+
+func TestConfigDefaultsAndValidation(t *testing.T) {
+	d := Config{}.withDefaults()
+	if d.ConnectionsPerNode != 1 || d.ConnectTimeout != DefaultConnectTimeout || d.KeepAlive != DefaultKeepAlive || d.WriteBatchBytes != DefaultWriteBatchBytes {
+		t.Errorf("defaults %+v", d)
+	}
+	for _, c := range []struct {
+		name  string
+		cfg   Config
+		field string // "" = valid
+	}{
+		{"zero", Config{}, ""},
+		{"keepalive off", Config{KeepAlive: -1}, ""},
+		{"64 connections", Config{ConnectionsPerNode: 64}, ""},
+		{"negative connections", Config{ConnectionsPerNode: -1}, "tcptransport.ConnectionsPerNode"},
+		{"65 connections", Config{ConnectionsPerNode: 65}, "tcptransport.ConnectionsPerNode"},
+		{"negative connect timeout", Config{ConnectTimeout: -time.Second}, "tcptransport.ConnectTimeout"},
+		{"negative send buffer", Config{SendBuffer: -1}, "tcptransport.SendBuffer"},
+		{"negative receive buffer", Config{ReceiveBuffer: -1}, "tcptransport.ReceiveBuffer"},
+		{"negative batch", Config{WriteBatchBytes: -1}, "tcptransport.WriteBatchBytes"},
+		{"bad port range", Config{PortRange: "9-3"}, "tcptransport.PortRange"},
+		{"port range", Config{PortRange: "7000-7010"}, ""},
+	} {
+		_, err := c.cfg.withDefaults().validate()
+		if c.field == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			continue
+		}
+		var ce *exchange.ConfigError
+		if !errors.As(err, &ce) || ce.Field != c.field || !errors.Is(err, exchange.ErrInvalidConfig) {
+			t.Errorf("%s: %v, want a *ConfigError on %s", c.name, err, c.field)
+		}
+		// The factory refuses it the same way.
+		if _, err := New(c.cfg)(exchange.TransportOptions{SegmentSize: testSegment}); !errors.As(err, &ce) {
+			t.Errorf("%s: factory: %v", c.name, err)
+		}
+	}
+}
