@@ -15,12 +15,24 @@ type segment struct {
 	// nil for unpooled segments.
 	owner recycler
 
-	// Writer side (Flink's BufferBuilder): bytes written and visible to
-	// readers, and whether the writer is done with the segment. finished
-	// is stored after the final written, so a reader that sees finished
-	// also sees the final length.
+	// Writer side (Flink's BufferBuilder). pos is where the writer has
+	// written to; it belongs to the writer and is touched only with its
+	// partition's wmu held, so appending a record costs no atomic
+	// operation. written is the part published to readers: the writer
+	// copies pos into it when the segment is full or finished and when a
+	// flush asks for it (docs/architecture.md, "Flushing"). finished is
+	// stored after the final written, so a reader that sees finished also
+	// sees the final length.
+	pos      int32
 	written  atomic.Int32
 	finished atomic.Bool
+}
+
+// publish makes everything the writer put into s readable (wmu held).
+func (s *segment) publish() {
+	if s != nil && s.written.Load() != s.pos {
+		s.written.Store(s.pos)
+	}
 }
 
 // recycler takes back segments whose last reference was released.

@@ -30,6 +30,24 @@ func (d *deserializer) setBuffer(b Buffer) {
 // hasBuffer reports whether the deserializer still holds a buffer.
 func (d *deserializer) hasBuffer() bool { return !d.buf.IsZero() }
 
+// nextInBuffer is the gate's per-record fast path: the next record if it
+// lies wholly inside the current buffer, else ok=false and nothing
+// changed (next then handles spanning records, the buffer's end and
+// errors). It touches only data, pos and spill, never buf: dropBuffer,
+// which Close calls, touches only buf.
+func (d *deserializer) nextInBuffer() (rec []byte, ok bool) {
+	rest := d.data[d.pos:]
+	if len(d.spill) != 0 || len(rest) < 4 {
+		return nil, false
+	}
+	n := int(binary.BigEndian.Uint32(rest))
+	if n > d.maxRecord || n > len(rest)-4 {
+		return nil, false
+	}
+	d.pos += 4 + n
+	return rest[4 : 4+n : 4+n], true
+}
+
 // next returns the next complete record, or ok=false when the buffer is
 // exhausted (the buffer has then been released). The record is valid
 // until the next call.
@@ -106,6 +124,16 @@ func (d *deserializer) releaseBuffer() {
 
 // partial reports whether a record is half read (a truncated stream).
 func (d *deserializer) partial() bool { return len(d.spill) > 0 && !d.spillDone }
+
+// dropBuffer releases the current buffer for a gate that is closing,
+// while its Next may still be running its fast path (nextInBuffer): it
+// touches buf only. The gate never reads this deserializer again.
+func (d *deserializer) dropBuffer() {
+	if !d.buf.IsZero() {
+		d.buf.Release()
+		d.buf = Buffer{}
+	}
+}
 
 // reset drops everything (channel released).
 func (d *deserializer) reset() {

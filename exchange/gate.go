@@ -156,9 +156,14 @@ type InputGate struct {
 	closed bool
 	wake   chan struct{}
 
-	// Next's state, guarded by nextMu.
+	// Next's state, guarded by nextMu, except cur and curD, which only
+	// Next touches (it is for one goroutine at a time), so that its
+	// per-record fast path takes no lock. closing is set by Close before
+	// it takes nextMu; the fast path checks it with a plain load.
 	nextMu    sync.Mutex
-	cur       int // channel whose buffer is being deserialised, or -1
+	closing   atomic.Bool
+	cur       int           // channel whose buffer is being deserialised, or -1
+	curD      *deserializer // channels[cur]'s deserializer, or nil
 	done      []bool
 	remaining int
 	eod       []bool
@@ -299,16 +304,33 @@ func (g *InputGate) take(ctx context.Context) (int, error) {
 // whose channels failed never ends with io.EOF but with a
 // *GateFailedError that holds every failure.
 func (g *InputGate) Next(ctx context.Context) (Element, error) {
+	// Fast path, no lock and no atomic write: a record wholly inside the
+	// buffer being deserialised. Close does not touch what it reads.
+	if d := g.curD; d != nil && !g.closing.Load() {
+		if rec, ok := d.nextInBuffer(); ok {
+			return Element{Channel: g.cur, Record: rec}, nil
+		}
+	}
+	return g.nextSlow(ctx)
+}
+
+// nextSlow is Next at a buffer's end, for records that span buffers, for
+// events, errors and waiting.
+func (g *InputGate) nextSlow(ctx context.Context) (Element, error) {
 	g.nextMu.Lock()
 	defer g.nextMu.Unlock()
+	if g.closing.Load() {
+		// Close has dropped the buffers: nothing is left to deserialise.
+		g.cur, g.curD = -1, nil
+	}
 	for {
 		if g.cur >= 0 {
 			i := g.cur
-			rec, ok, err := g.channels[i].deserializer().next()
+			rec, ok, err := g.curD.next()
 			if ok {
 				return Element{Channel: i, Record: rec}, nil
 			}
-			g.cur = -1
+			g.cur, g.curD = -1, nil
 			if err != nil {
 				return Element{Channel: i}, g.failChannel(i, err)
 			}
@@ -344,7 +366,7 @@ func (g *InputGate) Next(ctx context.Context) (Element, error) {
 			}
 			g.countIn(ch, b.Len())
 			ch.deserializer().setBuffer(b)
-			g.cur = i
+			g.cur, g.curD = i, ch.deserializer()
 			continue
 		}
 		ev, err := decodeEvent(b.Bytes(), b.DataType)
@@ -468,6 +490,7 @@ func (g *InputGate) SendTaskEvent(event []byte) error {
 // buffers. A blocked Next returns ErrClosed.
 func (g *InputGate) Close() error {
 	g.closeOnce.Do(func() {
+		g.closing.Store(true)
 		g.mu.Lock()
 		g.closed = true
 		g.queue = ring[int]{}
@@ -476,7 +499,9 @@ func (g *InputGate) Close() error {
 		g.nextMu.Lock()
 		for _, ch := range g.channels {
 			ch.release()
-			ch.deserializer().reset()
+			// Not reset: a Next running its fast path may still read the
+			// deserializer's position (never its buffer handle).
+			ch.deserializer().dropBuffer()
 		}
 		g.nextMu.Unlock()
 		g.wg.Wait()

@@ -86,7 +86,9 @@ type ResultPartition struct {
 	onEvent func(int, []byte)
 
 	// wmu serialises writer calls with Release, which must return the
-	// writer's open segments. Uncontended on the hot path.
+	// writer's open segments, and with flushes, which publish the
+	// writer's positions (segment.pos) to readers. Uncontended on the hot
+	// path; a writer waiting for buffers does not hold it.
 	wmu sync.Mutex
 	// Writer state: the open segment of each subpartition, or of all of
 	// them for broadcast records (shared, reference counted).
@@ -213,7 +215,84 @@ func (p *ResultPartition) EmitTo(ctx context.Context, sub int, record []byte) er
 		return fmt.Errorf("%w: subpartition %d of %d", ErrSubpartitionOutOfRange, sub, len(p.subs))
 	}
 	p.wmu.Lock()
+	var err error
+	if !p.appendFast(sub, record) {
+		err = p.emitSlow(ctx, sub, record)
+	}
+	p.wmu.Unlock()
+	return err
+}
+
+// appendFast is the per-record fast path (wmu held): the record and its
+// length fit in sub's open segment without filling it. Nothing is
+// published: the bytes become readable when the segment fills or a flush
+// publishes seg.pos. False leaves everything to emitSlow.
+func (p *ResultPartition) appendFast(sub int, record []byte) bool {
+	seg := p.current[sub]
+	if seg == nil || !p.writableFast(record) {
+		return false
+	}
+	w := int(seg.pos)
+	end := w + 4 + len(record)
+	if end >= len(seg.data) {
+		return false
+	}
+	binary.BigEndian.PutUint32(seg.data[w:], uint32(len(record)))
+	copy(seg.data[w+4:end], record)
+	seg.pos = int32(end)
+	if p.timeout == FlushEveryRecord {
+		p.flushOne(sub)
+	}
+	return true
+}
+
+// flushOne publishes sub's open segment and flushes it (wmu held).
+func (p *ResultPartition) flushOne(sub int) {
+	p.current[sub].publish()
+	p.subs[sub].flushPublished()
+}
+
+// emitAll is RecordWriter.EmitAll for a unicast selector: wmu is taken
+// once for all the records.
+func (p *ResultPartition) emitAll(ctx context.Context, sel ChannelSelector, records [][]byte) (int, error) {
+	n := len(p.subs)
+	p.wmu.Lock()
 	defer p.wmu.Unlock()
+	for i, record := range records {
+		sub := sel.SelectChannel(record, n)
+		if uint(sub) >= uint(n) {
+			return i, fmt.Errorf("%w: selector returned %d for %d subpartitions", ErrSubpartitionOutOfRange, sub, n)
+		}
+		if !p.appendFast(sub, record) {
+			if err := p.emitSlow(ctx, sub, record); err != nil {
+				return i, err
+			}
+		}
+	}
+	return len(records), nil
+}
+
+// broadcastAll is RecordWriter.EmitAll for a broadcast selector.
+func (p *ResultPartition) broadcastAll(ctx context.Context, records [][]byte) (int, error) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	for i, record := range records {
+		if err := p.broadcastLocked(ctx, record); err != nil {
+			return i, err
+		}
+	}
+	return len(records), nil
+}
+
+// writableFast reports, with atomic loads only, that the partition takes
+// records and record is not too large; when false, the slow path says why.
+func (p *ResultPartition) writableFast(record []byte) bool {
+	return p.failed.Load() == nil && !p.released.Load() && !p.finished && len(record) <= p.maxRecord
+}
+
+// emitSlow is EmitTo when the record needs a new segment, fills the open
+// one, or is refused (wmu held).
+func (p *ResultPartition) emitSlow(ctx context.Context, sub int, record []byte) error {
 	if err := p.checkRecord(record); err != nil {
 		return err
 	}
@@ -221,7 +300,7 @@ func (p *ResultPartition) EmitTo(ctx context.Context, sub int, record []byte) er
 		return err
 	}
 	if p.timeout == FlushEveryRecord {
-		p.subs[sub].flush()
+		p.flushOne(sub)
 	}
 	return nil
 }
@@ -231,6 +310,10 @@ func (p *ResultPartition) EmitTo(ctx context.Context, sub int, record []byte) er
 func (p *ResultPartition) BroadcastRecord(ctx context.Context, record []byte) error {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
+	return p.broadcastLocked(ctx, record)
+}
+
+func (p *ResultPartition) broadcastLocked(ctx context.Context, record []byte) error {
 	if err := p.checkRecord(record); err != nil {
 		return err
 	}
@@ -241,7 +324,8 @@ func (p *ResultPartition) BroadcastRecord(ctx context.Context, record []byte) er
 		return err
 	}
 	if p.timeout == FlushEveryRecord {
-		p.Flush()
+		p.broadcast.publish()
+		p.flushSubpartitions()
 	}
 	return nil
 }
@@ -259,14 +343,13 @@ func (p *ResultPartition) checkRecord(record []byte) error {
 // write serialises a length-prefixed record into *cur, spanning as many
 // segments as it needs; subs are the readers of those segments.
 func (p *ResultPartition) write(ctx context.Context, cur **segment, subs []subpartition, record []byte) error {
-	// Fast path: the record and its length fit in the open segment; one
-	// atomic store publishes both.
+	// The record and its length fit in the open segment.
 	if seg := *cur; seg != nil {
-		w := int(seg.written.Load())
+		w := int(seg.pos)
 		if end := w + 4 + len(record); end <= len(seg.data) {
 			binary.BigEndian.PutUint32(seg.data[w:], uint32(len(record)))
 			copy(seg.data[w+4:end], record)
-			seg.written.Store(int32(end))
+			seg.pos = int32(end)
 			if end == len(seg.data) {
 				p.finishSegment(cur, subs)
 			}
@@ -291,10 +374,10 @@ func (p *ResultPartition) writeBytes(ctx context.Context, cur **segment, subs []
 			}
 			*cur = seg
 		}
-		w := int(seg.written.Load())
+		w := int(seg.pos)
 		n := copy(seg.data[w:], b)
 		b = b[n:]
-		seg.written.Store(int32(w + n))
+		seg.pos = int32(w + n)
 		if w+n == len(seg.data) {
 			p.finishSegment(cur, subs)
 		}
@@ -303,22 +386,32 @@ func (p *ResultPartition) writeBytes(ctx context.Context, cur **segment, subs []
 }
 
 // newSegment takes a segment from the pool (waiting for one: this is the
-// backpressure) and queues it in every subpartition in subs.
+// backpressure) and queues it in every subpartition in subs. Called with
+// wmu held; a wait lets go of it, so that the flusher can publish the
+// partially filled segments the readers need to free buffers, and
+// Release can return them.
 func (p *ResultPartition) newSegment(ctx context.Context, subs []subpartition) (*segment, error) {
 	// Checked once per segment, not per record: a writer whose readers are
 	// gone never waits for buffers, and must still see cancellation.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	seg, err := p.pool.requestSegmentWait(ctx)
-	if err != nil {
-		if err == ErrClosed {
-			if e := p.checkWritable(); e != nil {
-				return nil, e
+	seg := p.pool.requestSegment()
+	if seg == nil {
+		p.wmu.Unlock()
+		var err error
+		seg, err = p.pool.requestSegmentWait(ctx)
+		p.wmu.Lock()
+		if err != nil {
+			if err == ErrClosed {
+				if e := p.checkWritable(); e != nil {
+					return nil, e
+				}
 			}
+			return nil, err
 		}
-		return nil, err
 	}
+	seg.pos = 0
 	// One reference for the writer, one per subpartition queue.
 	seg.refs.Store(int32(1 + len(subs)))
 	for i := range subs {
@@ -337,6 +430,7 @@ func (p *ResultPartition) newSegment(ctx context.Context, subs []subpartition) (
 func (p *ResultPartition) finishSegment(cur **segment, subs []subpartition) {
 	seg := *cur
 	*cur = nil
+	seg.publish()
 	seg.finished.Store(true)
 	for i := range subs {
 		subs[i].segmentFinished()
@@ -360,10 +454,29 @@ func (p *ResultPartition) finishAll() {
 }
 
 // Flush makes every partially filled buffer available to its reader.
-// Safe to call from any goroutine.
+// Safe to call from any goroutine, also while the writer is idle: it
+// publishes the writer's positions under wmu, which the writer holds only
+// while it appends (never while it waits for buffers).
 func (p *ResultPartition) Flush() {
+	p.wmu.Lock()
+	p.publishOpen()
+	p.wmu.Unlock()
+	p.flushSubpartitions()
+}
+
+// publishOpen publishes the writer's open segments (wmu held): one pass
+// over the subpartitions, as flushSubpartitions makes anyway.
+func (p *ResultPartition) publishOpen() {
+	for _, seg := range p.current {
+		seg.publish()
+	}
+	p.broadcast.publish()
+}
+
+// flushSubpartitions flushes what has been published (see publishOpen).
+func (p *ResultPartition) flushSubpartitions() {
 	for i := range p.subs {
-		p.subs[i].flush()
+		p.subs[i].flushPublished()
 	}
 }
 
@@ -440,12 +553,16 @@ func (p *ResultPartition) ackAllRecordsProcessed(sub int) {
 // Finish flushes everything and ends every subpartition with
 // EndOfPartition. No record may be written after it.
 func (p *ResultPartition) Finish(ctx context.Context) error {
+	if err := p.checkWritable(); err != nil {
+		return err
+	}
+	// Stopped before taking wmu: a flush in progress waits for wmu.
+	p.stopFlush()
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	if err := p.checkWritable(); err != nil {
 		return err
 	}
-	p.stopFlush()
 	p.broadcastEvent(EndOfPartition{})
 	p.finished = true
 	return nil

@@ -94,8 +94,21 @@ func (s *subpartition) pushEvent(ev Buffer) bool {
 	return true
 }
 
-// flush makes the writer's partially filled segment readable.
+// flush makes the writer's partially filled segment readable: it
+// publishes the writer's position (under the partition's wmu, so it must
+// not be held) and then flushes.
 func (s *subpartition) flush() {
+	p := s.part
+	p.wmu.Lock()
+	p.current[s.index].publish()
+	p.broadcast.publish()
+	p.wmu.Unlock()
+	s.flushPublished()
+}
+
+// flushPublished makes what the writer has published of its partially
+// filled segment readable (and wakes the reader if that is news).
+func (s *subpartition) flushPublished() {
 	s.mu.Lock()
 	if s.released || s.len() == 0 {
 		s.mu.Unlock()
@@ -174,6 +187,12 @@ func (s *subpartition) poll(allowData bool) pollResult {
 			s.part.countOut(w - pos)
 			return pollResult{buf: bufferOf(seg, pos, w-pos, wire.DataBuffer), ok: true, backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}
 		}
+		// A flush request with nothing left to take here (its data went
+		// out with the segment finished before this one) is done: left
+		// set, it would make the next flush skip notifying the reader,
+		// and what that flush published would wait for the segment to
+		// fill.
+		s.flushRequested = false
 		break
 	}
 	return pollResult{backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}

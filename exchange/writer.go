@@ -104,6 +104,20 @@ func (w *RecordWriter) Emit(ctx context.Context, record []byte) error {
 	return w.part.EmitTo(ctx, i, record)
 }
 
+// EmitAll writes records one after the other, as Emit would, and returns
+// how many it wrote: on an error, records[n] is the record that was not
+// written. It takes the partition's writer lock once for all of them
+// instead of once per record, which is most of what Emit costs beyond
+// copying the bytes; a wait for buffers (backpressure) lets go of it, and
+// the selector is called with it held. The records are copied; the caller
+// may reuse them at once.
+func (w *RecordWriter) EmitAll(ctx context.Context, records [][]byte) (n int, err error) {
+	if w.broadcast {
+		return w.part.broadcastAll(ctx, records)
+	}
+	return w.part.emitAll(ctx, w.sel, records)
+}
+
 // Broadcast writes record to every subpartition, whatever the selector.
 func (w *RecordWriter) Broadcast(ctx context.Context, record []byte) error {
 	return w.part.BroadcastRecord(ctx, record)

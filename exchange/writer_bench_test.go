@@ -14,16 +14,34 @@ import (
 )
 
 // benchEmit measures one RecordWriter emitting records round-robin into
-// 100 subpartitions, drained in the same process by a gate of 100 local
+// subs subpartitions, drained in the same process by a gate of subs local
 // channels (no copy, no network): the cost of the model's hot path.
-func benchEmit(b *testing.B, recordSize int, metrics prometheus.Registerer) {
+func benchEmit(b *testing.B, recordSize, subs int, metrics prometheus.Registerer) {
+	benchPipeline(b, pipeline{recordSize: recordSize, subs: subs, metrics: metrics})
+}
+
+// pipeline is what benchPipeline runs: batch > 0 emits with EmitAll,
+// batch records at a time; nextBatch reads with NextBatch.
+type pipeline struct {
+	recordSize, subs, batch int
+	nextBatch               bool
+	metrics                 prometheus.Registerer
+}
+
+func benchPipeline(b *testing.B, pl pipeline) {
+	recordSize, subs, batch := pl.recordSize, pl.subs, pl.batch
 	ctx := context.Background()
-	env, err := exchange.NewEnvironment(ctx, exchange.Config{NetworkMemory: 64 << 20, Metrics: metrics})
+	cfg := exchange.Config{NetworkMemory: 64 << 20, Metrics: pl.metrics}
+	if need := int64(2*subs+8) * exchange.DefaultSegmentSize; need > cfg.NetworkMemory {
+		// The partition's default maximum of buffers, with segments of
+		// the same size as at 100 subpartitions (269 MB at 4096).
+		cfg.NetworkMemory = need
+	}
+	env, err := exchange.NewEnvironment(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer env.Close()
-	const subs = 100
 	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: subs, BufferTimeout: 100 * time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
@@ -39,6 +57,21 @@ func benchEmit(b *testing.B, recordSize int, metrics prometheus.Registerer) {
 	received := make(chan int, 1)
 	go func() {
 		n := 0
+		count := func(e exchange.Element) bool {
+			if e.Event == nil {
+				n++
+			}
+			return true
+		}
+		for pl.nextBatch {
+			if err := g.NextBatch(ctx, count); err != nil {
+				if !errors.Is(err, io.EOF) {
+					b.Error(err)
+				}
+				received <- n
+				return
+			}
+		}
 		for {
 			e, err := g.Next(ctx)
 			if err != nil {
@@ -55,13 +88,26 @@ func benchEmit(b *testing.B, recordSize int, metrics prometheus.Registerer) {
 	}()
 	w := exchange.NewRecordWriter(p, &exchange.RoundRobin{})
 	rec := make([]byte, recordSize)
+	records := make([][]byte, batch)
+	for i := range records {
+		records[i] = rec
+	}
 	b.SetBytes(int64(recordSize))
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := w.Emit(ctx, rec); err != nil {
+	for i := 0; i < b.N; {
+		if batch == 0 {
+			if err := w.Emit(ctx, rec); err != nil {
+				b.Fatal(err)
+			}
+			i++
+			continue
+		}
+		n, err := w.EmitAll(ctx, records[:min(batch, b.N-i)])
+		if err != nil {
 			b.Fatal(err)
 		}
+		i += n
 	}
 	if err := w.Finish(ctx); err != nil {
 		b.Fatal(err)
@@ -74,12 +120,31 @@ func benchEmit(b *testing.B, recordSize int, metrics prometheus.Registerer) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
-func BenchmarkEmit8B(b *testing.B)   { benchEmit(b, 8, nil) }
-func BenchmarkEmit1KiB(b *testing.B) { benchEmit(b, 1024, nil) }
+func BenchmarkEmit8B(b *testing.B)   { benchEmit(b, 8, 100, nil) }
+func BenchmarkEmit1KiB(b *testing.B) { benchEmit(b, 1024, 100, nil) }
+
+// BenchmarkEmit8B4096 is BenchmarkEmit8B with 4096 subpartitions: the
+// cost per record must not grow with them.
+func BenchmarkEmit8B4096(b *testing.B) { benchEmit(b, 8, 4096, nil) }
+
+// BenchmarkEmitAll8B and BenchmarkEmitAll8B4096 emit the same records
+// with EmitAll, 64 at a time: one writer lock per 64 records.
+func BenchmarkEmitAll8B(b *testing.B) {
+	benchPipeline(b, pipeline{recordSize: 8, subs: 100, batch: 64})
+}
+func BenchmarkEmitAll8B4096(b *testing.B) {
+	benchPipeline(b, pipeline{recordSize: 8, subs: 4096, batch: 64})
+}
+
+// BenchmarkEmitAllNextBatch8B is the pipeline with both batch forms:
+// EmitAll on the writer's side, NextBatch on the reader's.
+func BenchmarkEmitAllNextBatch8B(b *testing.B) {
+	benchPipeline(b, pipeline{recordSize: 8, subs: 100, batch: 64, nextBatch: true})
+}
 
 // BenchmarkEmit8BMetrics is BenchmarkEmit8B with metrics on: the same
 // 0 allocs per record, and the cost of per-buffer counting.
-func BenchmarkEmit8BMetrics(b *testing.B) { benchEmit(b, 8, prometheus.NewRegistry()) }
+func BenchmarkEmit8BMetrics(b *testing.B) { benchEmit(b, 8, 100, prometheus.NewRegistry()) }
 
 // TestEmitAllocatesNothing is the allocation claim as a test: emitting a
 // record into open buffers allocates nothing.
