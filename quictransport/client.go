@@ -96,6 +96,9 @@ func (cc *clientConn) dial() {
 	for done := false; !done; {
 		select {
 		case <-cc.q.Wake():
+			if t.peers.Refs(cc) > 1 {
+				cc.t.gather()
+			}
 			cc.writeControl()
 		case <-conn.Context().Done():
 			done = true

@@ -26,10 +26,14 @@ const ALPN = "qexchange/1"
 
 // Defaults of Config's zero values.
 const (
-	DefaultHandshakeTimeout   = 10 * time.Second
-	DefaultIdleTimeout        = 30 * time.Second
-	DefaultKeepAlivePeriod    = 5 * time.Second
-	DefaultMaxIncomingStreams = 1 << 16
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultWriteGather: see Config.WriteGather.
+	DefaultWriteGather = 200 * time.Microsecond
+	// NoWriteGather makes writers write as soon as they are woken.
+	NoWriteGather             time.Duration = -1
+	DefaultIdleTimeout                      = 30 * time.Second
+	DefaultKeepAlivePeriod                  = 5 * time.Second
+	DefaultMaxIncomingStreams               = 1 << 16
 	// DefaultStreamReceiveWindow is the per-stream QUIC receive window
 	// (initial = maximum, so auto-tuning never lags behind credit): 4 MiB,
 	// at least 12 times the data the default credit allows in flight on one
@@ -65,6 +69,12 @@ type Config struct {
 	// HandshakeTimeout bounds the QUIC handshake (default 10s), and the
 	// time a new stream may take to send its Hello and PartitionRequest.
 	HandshakeTimeout time.Duration
+	// WriteGather is how long a connection's idle writer waits, once woken,
+	// for the other channels of a flush to become ready, so that their
+	// frames share packets (default 200µs; NoWriteGather writes at once).
+	// It adds at most that much latency, and only to the first frame of a
+	// burst: a busy writer never waits.
+	WriteGather time.Duration
 	// IdleTimeout closes a connection that received nothing for this long
 	// (default 30s); KeepAlivePeriod (default 5s) keeps idle connections
 	// open and detects dead peers.
@@ -125,6 +135,9 @@ func (c Config) withDefaults(segmentSize int) Config {
 	if c.ConnectionsPerNode == 0 {
 		c.ConnectionsPerNode = 1
 	}
+	if c.WriteGather == 0 {
+		c.WriteGather = DefaultWriteGather
+	}
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
@@ -155,6 +168,8 @@ func (c Config) validate() error {
 	switch {
 	case c.ConnectionsPerNode < 1 || c.ConnectionsPerNode > MaxConnectionsPerNode:
 		return configErr("ConnectionsPerNode", c.ConnectionsPerNode, "must be in 1..64")
+	case c.WriteGather < 0 && c.WriteGather != NoWriteGather:
+		return configErr("WriteGather", c.WriteGather, "must be >= 0 or NoWriteGather")
 	case c.HandshakeTimeout < 0:
 		return configErr("HandshakeTimeout", c.HandshakeTimeout, "must be >= 0")
 	case c.IdleTimeout < 0:

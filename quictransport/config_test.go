@@ -16,7 +16,8 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 	d := Config{}.withDefaults(32 << 10)
 	if d.ConnectionsPerNode != 1 || d.HandshakeTimeout != DefaultHandshakeTimeout || d.IdleTimeout != DefaultIdleTimeout ||
 		d.KeepAlivePeriod != DefaultKeepAlivePeriod || d.MaxIncomingStreams != DefaultMaxIncomingStreams ||
-		d.StreamReceiveWindow != StreamReceiveWindowFor(32<<10) || d.UDPBufferSize != DefaultUDPBufferSize {
+		d.StreamReceiveWindow != StreamReceiveWindowFor(32<<10) || d.UDPBufferSize != DefaultUDPBufferSize ||
+		d.WriteGather != DefaultWriteGather {
 		t.Errorf("defaults %+v", d)
 	}
 	if w := StreamReceiveWindowFor(1 << 20); w <= DefaultStreamReceiveWindow {
@@ -37,6 +38,8 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 		{"negative connections", Config{ConnectionsPerNode: -1}, "quictransport.ConnectionsPerNode"},
 		{"65 connections", Config{ConnectionsPerNode: 65}, "quictransport.ConnectionsPerNode"},
 		{"negative handshake", Config{HandshakeTimeout: -time.Second}, "quictransport.HandshakeTimeout"},
+		{"no write gather", Config{WriteGather: NoWriteGather}, ""},
+		{"negative write gather", Config{WriteGather: -time.Second}, "quictransport.WriteGather"},
 		{"negative idle", Config{IdleTimeout: -time.Second}, "quictransport.IdleTimeout"},
 		{"negative keepalive", Config{KeepAlivePeriod: -time.Second}, "quictransport.KeepAlivePeriod"},
 		{"negative streams", Config{MaxIncomingStreams: -1}, "quictransport.MaxIncomingStreams"},

@@ -45,6 +45,8 @@ type connWriter struct {
 	sched *chanproto.Scheduler
 	done  chan struct{}
 	buf   []byte
+	// streams being served: a writer with one has nothing to gather.
+	streams atomic.Int32
 }
 
 func (w *connWriter) loop() {
@@ -53,6 +55,9 @@ func (w *connWriter) loop() {
 		case <-w.sched.Wake():
 		case <-w.done:
 			return
+		}
+		if w.streams.Load() > 1 {
+			w.t.gather()
 		}
 		for w.sched.Serve(1<<20, w.emit) {
 		}
@@ -153,6 +158,8 @@ func (s *serverStream) serve() {
 		s.sendFinal(chanproto.Refusal(wire.ID{}, err), StreamCodeRefused)
 		return
 	}
+	s.w.streams.Add(1)
+	defer s.w.streams.Add(-1)
 	s.controlLoop(fr)
 }
 

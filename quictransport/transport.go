@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/qlogwriter"
@@ -359,4 +360,17 @@ func (t *Transport) DialQUIC(ctx context.Context, addr string, tlsConf *tls.Conf
 		return nil, err
 	}
 	return t.tr.Dial(ctx, ua, tlsConf, quicConf)
+}
+
+// gather lets the other channels of a burst become ready before a writer
+// that was idle and serves several channels writes: the flusher readies
+// every channel of a partition
+// within microseconds (and partitions flush on the same ticks), and a
+// writer that sent the first one at once would leave each in its own
+// small packet, because quic-go packs a packet as soon as it is told that
+// a stream has data.
+func (t *Transport) gather() {
+	if d := t.cfg.WriteGather; d > 0 {
+		time.Sleep(d)
+	}
 }
