@@ -82,9 +82,9 @@ type Config struct {
 
 	// ConnectionsPerNode is the number of QUIC connections to one remote
 	// node (default 1, at most 64), all on the node's one UDP socket. With
-	// K > 1 the channels to a node are spread over K connections by a
-	// hash of their id, so that K congestion controllers share a lossy
-	// path.
+	// K > 1 the channels to a node are spread evenly over K connections
+	// (each new channel on the least used), so that K congestion
+	// controllers share a lossy path.
 	ConnectionsPerNode int
 
 	// MaxIncomingStreams is the number of concurrent streams (input

@@ -1,8 +1,8 @@
 // Package quictransport is the QUIC exchange.Transport ("quic"): one
 // quic-go Transport (one UDP socket) per node for listening and dialing,
 // one connection per remote node shared by all channels to it (or
-// Config.ConnectionsPerNode, up to 64, with channels spread over them by
-// a hash of their id, all on the one socket), and one bidirectional QUIC
+// Config.ConnectionsPerNode, up to 64, with channels spread evenly over
+// them, all on the one socket), and one bidirectional QUIC
 // stream per input channel. The channel protocol itself (credit, the
 // receive sequence, the failure policy) is package chanproto's, shared
 // with the other transports; this package keeps streams, priorities and

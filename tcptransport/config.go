@@ -32,8 +32,8 @@ type Config struct {
 	// ignored). Empty: listen on ListenAddr as given.
 	PortRange string
 	// ConnectionsPerNode is the number of connections to one remote node
-	// (default 1). With N > 1 the channels to a node are spread over N
-	// connections by a hash of their receiverId.
+	// (default 1). With N > 1 the channels to a node are spread evenly
+	// over N connections (each new channel on the least used).
 	ConnectionsPerNode int
 	// ConnectTimeout bounds dialing plus the Hello handshake, on both
 	// sides (default 10 s).

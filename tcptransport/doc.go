@@ -19,8 +19,8 @@
 // names its address.
 //
 // The client side keeps one connection per remote node (or
-// Config.ConnectionsPerNode, with channels spread over them by a hash of
-// their receiverId), shared by every input channel that reads from that
+// Config.ConnectionsPerNode, with channels spread evenly over them, each
+// new one on the least used), shared by every input channel that reads from that
 // node. Channels hold references on it: OpenChannel takes one (dialing if
 // needed; concurrent opens share one dial), ChannelLink.Close releases it,
 // and the last release sends CloseRequest and closes the socket. A dial

@@ -196,8 +196,13 @@ func TestPeers(t *testing.T) {
 		}
 		held[c]++
 	}
-	if len(held) < 2 || len(held) > 4 || len(dialed) != len(held) {
-		t.Fatalf("64 channels on %d connections (%d dialed), want 2..4", len(held), len(dialed))
+	if len(held) != 4 || len(dialed) != 4 {
+		t.Fatalf("64 channels on %d connections (%d dialed), want 4", len(held), len(dialed))
+	}
+	for _, n := range held {
+		if n != 16 {
+			t.Fatalf("a connection carries %d of 64 channels, want an even 16 each (%v)", n, held)
+		}
 	}
 	for c, n := range held {
 		if p.Refs(c) != n {

@@ -22,8 +22,8 @@
 // the stream).
 //
 // Peers is the reference-counted set of connections to remote nodes,
-// with channels to one node spread over K connections by a hash of their
-// id.
+// with channels to one node spread evenly over K connections (each new
+// channel takes the least used).
 //
 // A transport keeps only what is its own: sockets, streams, demultiplexing
 // and how frames reach the network.

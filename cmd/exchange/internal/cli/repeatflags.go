@@ -86,7 +86,7 @@ func (r *repeatOptions) register(fs *flag.FlagSet, cmd string) {
 		fs.DurationVar(&r.calibrate, "calibrate", 500*time.Millisecond, "loopback: before the rounds, run each raw baseline twice this long to measure the noise floor (0: skip)")
 		fs.Var(&r.seeds, "seeds", fmt.Sprintf("emulated link: run once per seed, e.g. 5 (seeds 1..5) or 1,7,11 (at most %d); the table gives median [min-max] over seeds and the per-seed quic/tcp ratios", MaxSeeds))
 	}
-	fs.IntVar(&r.connections, "connections", 1, fmt.Sprintf("connections per peer node for both tcp and quic, 1..%d (channels are spread over them by a hash of the channel id)", MaxConnections))
+	fs.IntVar(&r.connections, "connections", 1, fmt.Sprintf("connections per peer node for both tcp and quic, 1..%d (channels are spread evenly over them)", MaxConnections))
 	fs.StringVar(&r.qlogDir, "qlog", "", "write quic-go's qlog traces of QUIC runs into this directory (created if needed)")
 }
 
