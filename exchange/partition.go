@@ -10,7 +10,7 @@ import (
 )
 
 // PartitionType describes how a partition may be consumed (Flink's
-// ResultPartitionType). Only PipelinedBounded is implemented so far.
+// ResultPartitionType). PipelinedBounded and Blocking are implemented.
 type PartitionType struct {
 	// Pipelined: consumable while it is produced.
 	Pipelined bool
@@ -58,7 +58,9 @@ type PartitionConfig struct {
 	ID PartitionID
 	// Subpartitions is the number of consumers (required, >= 1).
 	Subpartitions int
-	// Type defaults to PipelinedBounded, the only type implemented.
+	// Type defaults to PipelinedBounded. Blocking spills to files under
+	// Config.SpillDir and is consumable after Finish, by any number of
+	// consumers, until Release (BufferTimeout does not apply).
 	Type PartitionType
 	// BufferTimeout: 0 = DefaultBufferTimeout (100 ms); d > 0 flushes
 	// partially filled buffers every d; FlushEveryRecord;
@@ -96,6 +98,9 @@ type ResultPartition struct {
 	broadcast *segment
 	maxRecord int
 	finished  bool
+
+	// blocking is the spill side of a BLOCKING partition (blocking.go).
+	blocking *blockingState
 
 	failed   atomic.Pointer[error]
 	released atomic.Bool
@@ -137,6 +142,13 @@ func newResultPartition(env *Environment, cfg PartitionConfig) (*ResultPartition
 	for i := range p.subs {
 		p.subs[i].index = i
 		p.subs[i].part = p
+	}
+	if cfg.Type == Blocking {
+		if p.blocking, err = newBlockingState(env, cfg.ID, cfg.Subpartitions); err != nil {
+			pool.Destroy()
+			return nil, err
+		}
+		p.timeout = FlushFullBuffersOnly // only whole segments go to disk
 	}
 	if p.timeout > 0 {
 		p.stopFlusher = make(chan struct{})
@@ -412,6 +424,9 @@ func (p *ResultPartition) newSegment(ctx context.Context, subs []subpartition) (
 		}
 	}
 	seg.pos = 0
+	if p.blocking != nil {
+		return seg, nil // spilled when finished, never queued
+	}
 	// One reference for the writer, one per subpartition queue.
 	seg.refs.Store(int32(1 + len(subs)))
 	for i := range subs {
@@ -430,6 +445,11 @@ func (p *ResultPartition) newSegment(ctx context.Context, subs []subpartition) (
 func (p *ResultPartition) finishSegment(cur **segment, subs []subpartition) {
 	seg := *cur
 	*cur = nil
+	if p.blocking != nil {
+		p.spillSegment(seg, subs)
+		Buffer{seg: seg}.Release()
+		return
+	}
 	seg.publish()
 	seg.finished.Store(true)
 	for i := range subs {
@@ -512,6 +532,9 @@ func (p *ResultPartition) broadcastEvent(ev Event) error {
 		p.finishAll()
 	}
 	buf := encodeEvent(ev)
+	if p.blocking != nil {
+		return p.spillEvent(buf)
+	}
 	for i := range p.subs {
 		if !p.subs[i].pushEvent(buf.Retain()) {
 			buf.Release()
@@ -563,9 +586,12 @@ func (p *ResultPartition) Finish(ctx context.Context) error {
 	if err := p.checkWritable(); err != nil {
 		return err
 	}
-	p.broadcastEvent(EndOfPartition{})
+	err := p.broadcastEvent(EndOfPartition{})
 	p.finished = true
-	return nil
+	if err == nil && p.blocking != nil {
+		err = p.finishBlocking()
+	}
+	return err
 }
 
 // Fail ends the partition with err: its consumers get it as a remote
@@ -584,6 +610,9 @@ func (p *ResultPartition) Fail(err error) {
 		if l != nil {
 			l()
 		}
+	}
+	if p.blocking != nil {
+		p.notifyReaders()
 	}
 }
 
@@ -619,6 +648,9 @@ func (p *ResultPartition) Release() {
 		for i := range p.subs {
 			p.subs[i].release()
 		}
+		if p.blocking != nil {
+			p.releaseBlocking()
+		}
 		p.wmu.Lock()
 		p.releaseWriterSegments()
 		p.wmu.Unlock()
@@ -639,10 +671,14 @@ func (p *ResultPartition) releaseWriterSegments() {
 	}
 }
 
-// subpartitionFor is used by readers.
+// subpartition is what a reader (view or local channel) attaches to: the
+// queue itself, or for a BLOCKING partition a fresh reader of its file.
 func (p *ResultPartition) subpartition(i int) (*subpartition, error) {
 	if uint(i) >= uint(len(p.subs)) {
 		return nil, fmt.Errorf("%w: subpartition %d of %d", ErrSubpartitionOutOfRange, i, len(p.subs))
+	}
+	if p.blocking != nil {
+		return p.openBlockingReader(i)
 	}
 	return &p.subs[i], nil
 }

@@ -34,6 +34,10 @@ type subpartition struct {
 	hasView        bool
 	listener       func()
 	ackedAll       bool
+
+	// spill is set for a reader of a BLOCKING partition (blocking.go):
+	// one per partition request, reading the spill file, with no queue.
+	spill *spillRead
 }
 
 func (s *subpartition) len() int { return s.queue.len() }
@@ -146,6 +150,9 @@ type pollResult struct {
 func (s *subpartition) poll(allowData bool) pollResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.spill != nil {
+		return s.spillPollLocked(allowData)
+	}
 	for !s.blocked && !s.released && s.len() > 0 {
 		e := s.front()
 		if e.isEvent {
@@ -210,6 +217,9 @@ func (s *subpartition) dataQueuedLocked() bool {
 func (s *subpartition) available(credit bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.spill != nil {
+		return s.spillSendableLocked(credit)
+	}
 	if s.blocked || s.released || s.len() == 0 {
 		return false
 	}
@@ -222,6 +232,9 @@ func (s *subpartition) available(credit bool) bool {
 func (s *subpartition) backlogNow() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.spill != nil {
+		return s.spill.r.Backlog()
+	}
 	return s.backlogLocked()
 }
 
@@ -274,6 +287,10 @@ func (s *subpartition) release() {
 		return
 	}
 	s.released = true
+	if s.spill != nil {
+		s.releaseSpillReader()
+		return
+	}
 	q := s.queue.drain()
 	l := s.listener
 	s.listener = nil

@@ -83,6 +83,7 @@ var properties = []property{
 	{"SecondConsumerRejected", (*suite).testSecondConsumer},
 	{"Events", (*suite).testEvents},
 	{"ManyChannels", (*suite).testManyChannels},
+	{"BlockingReadAgain", (*suite).testBlockingReadAgain},
 }
 
 // faultProperties need Options.Proxy (faults.go).
