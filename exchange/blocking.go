@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/qexchange/qexchange/exchange/compress"
 	"github.com/qexchange/qexchange/exchange/spill"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
@@ -79,8 +80,9 @@ func (p *ResultPartition) spillSegment(seg *segment, subs []subpartition) {
 	if n == 0 {
 		return
 	}
+	payload, compressed := p.spillPayload(seg.data[:n])
 	for i := range subs {
-		if err := p.blocking.w.Append(subs[i].index, spill.Meta{DataType: wire.DataBuffer}, seg.data[:n]); err != nil {
+		if err := p.blocking.w.Append(subs[i].index, spill.Meta{DataType: wire.DataBuffer, Compressed: compressed}, payload); err != nil {
 			p.Fail(err)
 			return
 		}
@@ -182,6 +184,7 @@ type spillRead struct {
 	r         *spill.Reader
 	spare     *segment // a read-pool segment taken for the next buffer
 	listening bool     // registered with the pool for a segment
+	dec       *compress.Decompressor
 }
 
 // bufferAvailable implements bufferWant: the pool hands a segment to a
@@ -250,6 +253,16 @@ func (s *subpartition) spillPollLocked(allowData bool) pollResult {
 	}
 	sr.spare = nil
 	buf := bufferOf(seg, 0, n, meta.DataType)
+	if meta.Compressed {
+		buf.Compressed = true
+		if !s.network {
+			if buf, err = s.decompressLocked(buf); err != nil {
+				sr.spare = seg
+				go s.part.Fail(fmt.Errorf("partition %s subpartition %d: %w", s.part.id, s.index, err))
+				return pollResult{backlog: sr.r.Backlog()}
+			}
+		}
+	}
 	switch meta.DataType {
 	case wire.AlignedBarrier:
 		s.blocked = true
@@ -315,4 +328,18 @@ func (p *ResultPartition) notifyReaders() {
 			l()
 		}
 	}
+}
+
+// SpilledBytes is the size of a finished BLOCKING partition's file (0
+// for other partitions, and before Finish or after Release).
+func (p *ResultPartition) SpilledBytes() int64 {
+	if p.blocking == nil {
+		return 0
+	}
+	p.blocking.mu.Lock()
+	defer p.blocking.mu.Unlock()
+	if p.blocking.file == nil {
+		return 0
+	}
+	return p.blocking.file.Size()
 }

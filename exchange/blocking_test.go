@@ -88,7 +88,7 @@ func TestBlockingLocalReadsAndLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, Type: exchange.Blocking})
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, Type: exchange.Blocking, Compression: exchange.CompressionNone})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/qexchange/qexchange/exchange/compress"
 )
 
 // PartitionType describes how a partition may be consumed (Flink's
@@ -69,6 +71,9 @@ type PartitionConfig struct {
 	// MinBuffers defaults to Subpartitions + 1 and MaxBuffers to
 	// 2*Subpartitions + 8, as in Flink.
 	MinBuffers, MaxBuffers int
+	// Compression: CompressionDefault is LZ4 for Blocking (stored
+	// compressed on disk) and none for pipelined partitions.
+	Compression Compression
 	// OnTaskEvent receives task events sent by consumers
 	// (InputGate.SendTaskEvent). It must not block. Optional.
 	OnTaskEvent func(subpartition int, event []byte)
@@ -101,6 +106,13 @@ type ResultPartition struct {
 
 	// blocking is the spill side of a BLOCKING partition (blocking.go).
 	blocking *blockingState
+	// Compression (compression.go): resolved codec; the spilling
+	// writer's Compressor and scratch (wmu); Compressors for views.
+	compression     Compression
+	spillCompressor *compress.Compressor
+	spillScratch    []byte
+	compressors     sync.Pool
+	compStats       compressionCounters
 
 	failed   atomic.Pointer[error]
 	released atomic.Bool
@@ -126,18 +138,19 @@ func newResultPartition(env *Environment, cfg PartitionConfig) (*ResultPartition
 		return nil, err
 	}
 	p := &ResultPartition{
-		id:        cfg.ID,
-		typ:       cfg.Type,
-		env:       env,
-		pool:      pool,
-		subs:      make([]subpartition, cfg.Subpartitions),
-		timeout:   cfg.BufferTimeout,
-		onEvent:   cfg.OnTaskEvent,
-		current:   make([]*segment, cfg.Subpartitions),
-		maxRecord: env.cfg.MaxRecordSize,
-		allAcked:  make(chan struct{}),
-		metered:   env.metrics != nil,
-		created:   time.Now(),
+		id:          cfg.ID,
+		typ:         cfg.Type,
+		env:         env,
+		pool:        pool,
+		subs:        make([]subpartition, cfg.Subpartitions),
+		timeout:     cfg.BufferTimeout,
+		onEvent:     cfg.OnTaskEvent,
+		current:     make([]*segment, cfg.Subpartitions),
+		maxRecord:   env.cfg.MaxRecordSize,
+		compression: cfg.Compression.resolve(cfg.Type),
+		allAcked:    make(chan struct{}),
+		metered:     env.metrics != nil,
+		created:     time.Now(),
 	}
 	for i := range p.subs {
 		p.subs[i].index = i
@@ -430,7 +443,7 @@ func (p *ResultPartition) newSegment(ctx context.Context, subs []subpartition) (
 	// One reference for the writer, one per subpartition queue.
 	seg.refs.Store(int32(1 + len(subs)))
 	for i := range subs {
-		if !subs[i].pushSegment(seg) {
+		if !subs[i].pushSegment(seg, len(subs) > 1) {
 			Buffer{seg: seg}.Release()
 		}
 	}

@@ -114,6 +114,10 @@ func (s *suite) testBlockingReadAgain(t *testing.T) {
 	must(t, readBlocking(ctx, t, consEnv, p, 1, prodEnv.Addr(), 0, 100))
 	must(t, readBlocking(ctx, t, consEnv, p, 1, prodEnv.Addr(), sent[1], 0))
 
+	// Stored compressed by default: records of this suite shrink.
+	if st := p.CompressionStats(); p.Compression() != exchange.CompressionLZ4 || st.Compressed == 0 || p.SpilledBytes() >= st.BytesIn {
+		t.Fatalf("compression %v, %+v, %d bytes on disk: want LZ4 and a smaller file", p.Compression(), st, p.SpilledBytes())
+	}
 	if len(spillFiles(t, dir)) != 1 {
 		t.Fatalf("spill files before Release: %v, want one", spillFiles(t, dir))
 	}

@@ -84,6 +84,8 @@ var properties = []property{
 	{"Events", (*suite).testEvents},
 	{"ManyChannels", (*suite).testManyChannels},
 	{"BlockingReadAgain", (*suite).testBlockingReadAgain},
+	{"CompressedRoundTrip", (*suite).testCompressedRoundTrip},
+	{"RandomNotCompressed", (*suite).testRandomNotCompressed},
 }
 
 // faultProperties need Options.Proxy (faults.go).
