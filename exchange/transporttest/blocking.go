@@ -12,25 +12,6 @@ import (
 	"github.com/qexchange/qexchange/exchange"
 )
 
-// spillEnv is s.env with BLOCKING partitions spilled under dir.
-func (s *suite) spillEnv(t *testing.T, dir string) *exchange.Environment {
-	t.Helper()
-	e, err := exchange.NewEnvironment(context.Background(), exchange.Config{
-		NetworkMemory: 8 << 20,
-		SegmentSize:   segmentSize,
-		Transport:     s.o.Factory(t),
-		SpillDir:      dir,
-	})
-	if err != nil {
-		t.Fatalf("NewEnvironment: %v", err)
-	}
-	t.Cleanup(func() {
-		e.Close()
-		CheckPools(t, e)
-	})
-	return e
-}
-
 // spillFiles lists the partition files under dir.
 func spillFiles(t *testing.T, dir string) []string {
 	t.Helper()
@@ -87,7 +68,7 @@ func readBlocking(ctx context.Context, t *testing.T, env *exchange.Environment, 
 func (s *suite) testBlockingReadAgain(t *testing.T) {
 	ctx := testContext(t, 90*time.Second)
 	dir := t.TempDir()
-	prodEnv, consEnv := s.spillEnv(t, dir), s.env(t, 0)
+	prodEnv, consEnv := s.envWith(t, exchange.Config{NetworkMemory: 8 << 20, SpillDir: dir}), s.env(t, 0)
 	p := newPartition(t, prodEnv, exchange.PartitionConfig{Subpartitions: 2, Type: exchange.Blocking})
 	if got := p.Type(); got != exchange.Blocking {
 		t.Fatalf("Type() = %v", got)
