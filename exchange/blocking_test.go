@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/qexchange/qexchange/exchange"
 	"github.com/qexchange/qexchange/exchange/spill"
 )
@@ -169,5 +171,49 @@ func TestBlockingSpillDirNotWritable(t *testing.T) {
 	}
 	if out := env.BufferPool().Outstanding(); out != 0 {
 		t.Fatalf("%d segments held after the failed creation", out)
+	}
+}
+
+// TestBlockingDiskFull: a BLOCKING partition whose disk fills fails its
+// writer with spill's typed error naming the directory, keeps no
+// partial file and returns its memory.
+func TestBlockingDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root; CI runs as root")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("mount tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := localEnv(t, exchange.Config{SpillDir: dir})
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 2, Type: exchange.Blocking, Compression: exchange.CompressionNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := make([]byte, 4000)
+	var emitErr error
+	for i := 0; i < 1000 && emitErr == nil; i++ { // 4 MB into 1 MiB
+		emitErr = p.EmitTo(ctx, i%2, rec)
+	}
+	if emitErr == nil {
+		emitErr = p.Finish(ctx)
+	}
+	var ioErr *spill.IOError
+	if !errors.Is(emitErr, spill.ErrDiskFull) || !errors.As(emitErr, &ioErr) || ioErr.Dir != dir {
+		t.Fatalf("writing 4 MB into a 1 MiB tmpfs: %v, want spill.ErrDiskFull naming %s", emitErr, dir)
+	}
+	if n := spillFileCount(t, dir); n != 0 {
+		t.Fatalf("%d partial spill files left", n)
+	}
+	p.Release()
+	if out := p.BufferPool().Outstanding(); out != 0 {
+		t.Fatalf("%d segments held after Release", out)
 	}
 }

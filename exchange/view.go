@@ -258,10 +258,10 @@ func (m *partitionManager) OpenView(req ViewRequest, onAvailable func(*Subpartit
 		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
 	r := &SubpartitionView{part: p, sub: sub, req: req, onAvailable: onAvailable, credit: cs}
-	sub.sendsOverNetwork() // compressed buffers go out as they are (compression.go)
 	if err := sub.attach(r.notify); err != nil {
 		return nil, fmt.Errorf("partition %s subpartition %d: %w", req.Partition, req.Subpartition, err)
 	}
+	sub.sendsOverNetwork() // compressed buffers go out as they are (compression.go)
 	r.notify()
 	return r, nil
 }
