@@ -49,6 +49,9 @@ type Buffer struct {
 	seg      *segment
 	off, n   int32
 	DataType wire.DataType
+	// Compressed: the bytes are an LZ4 block (package compress), sent
+	// with the BufferResponse's compressed flag (compression.go).
+	Compressed bool
 }
 
 // Bytes returns the buffer's readable bytes. For a buffer from

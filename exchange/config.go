@@ -64,8 +64,10 @@ func (c PartitionConfig) validate() error {
 		return configError("Subpartitions", c.Subpartitions, "must be at least 1")
 	case c.Subpartitions > 1<<20:
 		return configError("Subpartitions", c.Subpartitions, "must be at most 1048576")
-	case c.Type != PipelinedBounded:
-		return configError("Type", c.Type, "only PIPELINED_BOUNDED is implemented")
+	case c.Type != PipelinedBounded && c.Type != Blocking:
+		return configError("Type", c.Type, "only PIPELINED_BOUNDED and BLOCKING are implemented")
+	case c.Compression > CompressionLZ4:
+		return configError("Compression", c.Compression, "must be CompressionDefault, CompressionNone or CompressionLZ4")
 	case c.BufferTimeout < 0 && c.BufferTimeout != FlushEveryRecord && c.BufferTimeout != FlushFullBuffersOnly:
 		return configError("BufferTimeout", c.BufferTimeout, "must be > 0, FlushEveryRecord or FlushFullBuffersOnly")
 	case c.MinBuffers < 2:

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/qexchange/qexchange/exchange/spill"
 	"github.com/rs/zerolog"
 )
 
@@ -38,6 +39,9 @@ type Config struct {
 	// (":0", "0.0.0.0", "[::]") replaced by an address of this host's
 	// interfaces; Addr never reports a wildcard.
 	AdvertiseAddr string
+	// SpillDir is where BLOCKING partitions keep their files (default:
+	// the OS temp dir; see package spill). Created at the first one.
+	SpillDir string
 	// Logger receives the node's logs (default: disabled).
 	Logger zerolog.Logger
 	// Metrics, if set, receives the node's collector (see metrics.go for
@@ -68,6 +72,9 @@ type Environment struct {
 	gateSeq   int64
 
 	metrics *envMetrics // nil without Config.Metrics
+
+	spillMu sync.Mutex
+	spill   *spill.Manager // BLOCKING partitions' files (blocking.go)
 }
 
 // NewEnvironment sets up a node and, if a transport is named, starts
@@ -262,6 +269,7 @@ func (e *Environment) Close() error {
 	e.partitions.mu.Lock()
 	e.partitions.closed = true
 	e.partitions.mu.Unlock()
+	errs = append(errs, e.closeSpill())
 	e.stopMetrics()
 	e.closeErr = errors.Join(errs...)
 	close(e.closeDone)

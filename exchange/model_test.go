@@ -72,8 +72,8 @@ func TestBadConfiguration(t *testing.T) {
 			t.Errorf("Subpartitions %d: %v", n, err)
 		}
 	}
-	if _, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, Type: exchange.Blocking}); !errors.Is(err, exchange.ErrInvalidConfig) {
-		t.Errorf("blocking partition: %v, want not implemented", err)
+	if _, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, Type: exchange.Pipelined}); !errors.Is(err, exchange.ErrInvalidConfig) {
+		t.Errorf("unbounded pipelined partition: %v, want not implemented", err)
 	}
 	if _, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: -7}); !errors.Is(err, exchange.ErrInvalidConfig) {
 		t.Errorf("buffer timeout -7: %v", err)

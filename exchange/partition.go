@@ -7,10 +7,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/qexchange/qexchange/exchange/compress"
 )
 
 // PartitionType describes how a partition may be consumed (Flink's
-// ResultPartitionType). Only PipelinedBounded is implemented so far.
+// ResultPartitionType). PipelinedBounded and Blocking are implemented.
 type PartitionType struct {
 	// Pipelined: consumable while it is produced.
 	Pipelined bool
@@ -58,7 +60,9 @@ type PartitionConfig struct {
 	ID PartitionID
 	// Subpartitions is the number of consumers (required, >= 1).
 	Subpartitions int
-	// Type defaults to PipelinedBounded, the only type implemented.
+	// Type defaults to PipelinedBounded. Blocking spills to files under
+	// Config.SpillDir and is consumable after Finish, by any number of
+	// consumers, until Release (BufferTimeout does not apply).
 	Type PartitionType
 	// BufferTimeout: 0 = DefaultBufferTimeout (100 ms); d > 0 flushes
 	// partially filled buffers every d; FlushEveryRecord;
@@ -67,6 +71,9 @@ type PartitionConfig struct {
 	// MinBuffers defaults to Subpartitions + 1 and MaxBuffers to
 	// 2*Subpartitions + 8, as in Flink.
 	MinBuffers, MaxBuffers int
+	// Compression: CompressionDefault is LZ4 for Blocking (stored
+	// compressed on disk) and none for pipelined partitions.
+	Compression Compression
 	// OnTaskEvent receives task events sent by consumers
 	// (InputGate.SendTaskEvent). It must not block. Optional.
 	OnTaskEvent func(subpartition int, event []byte)
@@ -97,6 +104,16 @@ type ResultPartition struct {
 	maxRecord int
 	finished  bool
 
+	// blocking is the spill side of a BLOCKING partition (blocking.go).
+	blocking *blockingState
+	// Compression (compression.go): resolved codec; the spilling
+	// writer's Compressor and scratch (wmu); Compressors for views.
+	compression     Compression
+	spillCompressor *compress.Compressor
+	spillScratch    []byte
+	compressors     sync.Pool
+	compStats       compressionCounters
+
 	failed   atomic.Pointer[error]
 	released atomic.Bool
 
@@ -121,22 +138,30 @@ func newResultPartition(env *Environment, cfg PartitionConfig) (*ResultPartition
 		return nil, err
 	}
 	p := &ResultPartition{
-		id:        cfg.ID,
-		typ:       cfg.Type,
-		env:       env,
-		pool:      pool,
-		subs:      make([]subpartition, cfg.Subpartitions),
-		timeout:   cfg.BufferTimeout,
-		onEvent:   cfg.OnTaskEvent,
-		current:   make([]*segment, cfg.Subpartitions),
-		maxRecord: env.cfg.MaxRecordSize,
-		allAcked:  make(chan struct{}),
-		metered:   env.metrics != nil,
-		created:   time.Now(),
+		id:          cfg.ID,
+		typ:         cfg.Type,
+		env:         env,
+		pool:        pool,
+		subs:        make([]subpartition, cfg.Subpartitions),
+		timeout:     cfg.BufferTimeout,
+		onEvent:     cfg.OnTaskEvent,
+		current:     make([]*segment, cfg.Subpartitions),
+		maxRecord:   env.cfg.MaxRecordSize,
+		compression: cfg.Compression.resolve(cfg.Type),
+		allAcked:    make(chan struct{}),
+		metered:     env.metrics != nil,
+		created:     time.Now(),
 	}
 	for i := range p.subs {
 		p.subs[i].index = i
 		p.subs[i].part = p
+	}
+	if cfg.Type == Blocking {
+		if p.blocking, err = newBlockingState(env, cfg.ID, cfg.Subpartitions); err != nil {
+			pool.Destroy()
+			return nil, err
+		}
+		p.timeout = FlushFullBuffersOnly // only whole segments go to disk
 	}
 	if p.timeout > 0 {
 		p.stopFlusher = make(chan struct{})
@@ -412,10 +437,13 @@ func (p *ResultPartition) newSegment(ctx context.Context, subs []subpartition) (
 		}
 	}
 	seg.pos = 0
+	if p.blocking != nil {
+		return seg, nil // spilled when finished, never queued
+	}
 	// One reference for the writer, one per subpartition queue.
 	seg.refs.Store(int32(1 + len(subs)))
 	for i := range subs {
-		if !subs[i].pushSegment(seg) {
+		if !subs[i].pushSegment(seg, len(subs) > 1) {
 			Buffer{seg: seg}.Release()
 		}
 	}
@@ -430,6 +458,11 @@ func (p *ResultPartition) newSegment(ctx context.Context, subs []subpartition) (
 func (p *ResultPartition) finishSegment(cur **segment, subs []subpartition) {
 	seg := *cur
 	*cur = nil
+	if p.blocking != nil {
+		p.spillSegment(seg, subs)
+		Buffer{seg: seg}.Release()
+		return
+	}
 	seg.publish()
 	seg.finished.Store(true)
 	for i := range subs {
@@ -512,6 +545,9 @@ func (p *ResultPartition) broadcastEvent(ev Event) error {
 		p.finishAll()
 	}
 	buf := encodeEvent(ev)
+	if p.blocking != nil {
+		return p.spillEvent(buf)
+	}
 	for i := range p.subs {
 		if !p.subs[i].pushEvent(buf.Retain()) {
 			buf.Release()
@@ -563,9 +599,12 @@ func (p *ResultPartition) Finish(ctx context.Context) error {
 	if err := p.checkWritable(); err != nil {
 		return err
 	}
-	p.broadcastEvent(EndOfPartition{})
+	err := p.broadcastEvent(EndOfPartition{})
 	p.finished = true
-	return nil
+	if err == nil && p.blocking != nil {
+		err = p.finishBlocking()
+	}
+	return err
 }
 
 // Fail ends the partition with err: its consumers get it as a remote
@@ -584,6 +623,9 @@ func (p *ResultPartition) Fail(err error) {
 		if l != nil {
 			l()
 		}
+	}
+	if p.blocking != nil {
+		p.notifyReaders()
 	}
 }
 
@@ -619,6 +661,9 @@ func (p *ResultPartition) Release() {
 		for i := range p.subs {
 			p.subs[i].release()
 		}
+		if p.blocking != nil {
+			p.releaseBlocking()
+		}
 		p.wmu.Lock()
 		p.releaseWriterSegments()
 		p.wmu.Unlock()
@@ -639,10 +684,14 @@ func (p *ResultPartition) releaseWriterSegments() {
 	}
 }
 
-// subpartitionFor is used by readers.
+// subpartition is what a reader (view or local channel) attaches to: the
+// queue itself, or for a BLOCKING partition a fresh reader of its file.
 func (p *ResultPartition) subpartition(i int) (*subpartition, error) {
 	if uint(i) >= uint(len(p.subs)) {
 		return nil, fmt.Errorf("%w: subpartition %d of %d", ErrSubpartitionOutOfRange, i, len(p.subs))
+	}
+	if p.blocking != nil {
+		return p.openBlockingReader(i)
 	}
 	return &p.subs[i], nil
 }

@@ -10,6 +10,7 @@ import (
 // writer may still be filling (read from readPos on), or an event.
 type queued struct {
 	seg      *segment
+	shared   bool // a broadcast segment, read by every subpartition
 	readPos  int
 	event    Buffer // set for events
 	isEvent  bool
@@ -34,6 +35,13 @@ type subpartition struct {
 	hasView        bool
 	listener       func()
 	ackedAll       bool
+
+	// spill is set for a reader of a BLOCKING partition (blocking.go):
+	// one per partition request, reading the spill file, with no queue.
+	spill *spillRead
+	// network: read by a view, which sends compressed buffers as they
+	// are (compression.go); local readers get plain records.
+	network bool
 }
 
 func (s *subpartition) len() int { return s.queue.len() }
@@ -43,13 +51,13 @@ func (s *subpartition) front() *queued { return s.queue.front() }
 func (s *subpartition) popFront() { s.queue.popFront() }
 
 // pushSegment queues a fresh data segment (called by the writer).
-func (s *subpartition) pushSegment(seg *segment) bool {
+func (s *subpartition) pushSegment(seg *segment, shared bool) bool {
 	s.mu.Lock()
 	if s.released {
 		s.mu.Unlock()
 		return false
 	}
-	s.queue.pushBack(queued{seg: seg})
+	s.queue.pushBack(queued{seg: seg, shared: shared})
 	s.mu.Unlock()
 	return true
 }
@@ -146,6 +154,9 @@ type pollResult struct {
 func (s *subpartition) poll(allowData bool) pollResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.spill != nil {
+		return s.spillPollLocked(allowData)
+	}
 	for !s.blocked && !s.released && s.len() > 0 {
 		e := s.front()
 		if e.isEvent {
@@ -164,7 +175,7 @@ func (s *subpartition) poll(allowData bool) pollResult {
 		if !allowData {
 			break
 		}
-		seg := e.seg
+		seg, shared := e.seg, e.shared
 		finished := seg.finished.Load() // before written: see segment
 		w := int(seg.written.Load())
 		if finished {
@@ -177,7 +188,7 @@ func (s *subpartition) poll(allowData bool) pollResult {
 			}
 			// The queue's reference goes with the last slice.
 			s.part.countOut(w - pos)
-			return pollResult{buf: bufferOf(seg, pos, w-pos, wire.DataBuffer), ok: true, backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}
+			return pollResult{buf: s.forReader(bufferOf(seg, pos, w-pos, wire.DataBuffer), shared), ok: true, backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}
 		}
 		if s.flushRequested && w > e.readPos {
 			pos := e.readPos
@@ -185,7 +196,7 @@ func (s *subpartition) poll(allowData bool) pollResult {
 			s.flushRequested = false
 			seg.refs.Add(1)
 			s.part.countOut(w - pos)
-			return pollResult{buf: bufferOf(seg, pos, w-pos, wire.DataBuffer), ok: true, backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}
+			return pollResult{buf: s.forReader(bufferOf(seg, pos, w-pos, wire.DataBuffer), shared), ok: true, backlog: s.backlogLocked(), dataQueued: s.dataQueuedLocked()}
 		}
 		// A flush request with nothing left to take here (its data went
 		// out with the segment finished before this one) is done: left
@@ -210,6 +221,9 @@ func (s *subpartition) dataQueuedLocked() bool {
 func (s *subpartition) available(credit bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.spill != nil {
+		return s.spillSendableLocked(credit)
+	}
 	if s.blocked || s.released || s.len() == 0 {
 		return false
 	}
@@ -222,6 +236,9 @@ func (s *subpartition) available(credit bool) bool {
 func (s *subpartition) backlogNow() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.spill != nil {
+		return s.spill.r.Backlog()
+	}
 	return s.backlogLocked()
 }
 
@@ -274,6 +291,10 @@ func (s *subpartition) release() {
 		return
 	}
 	s.released = true
+	if s.spill != nil {
+		s.releaseSpillReader()
+		return
+	}
 	q := s.queue.drain()
 	l := s.listener
 	s.listener = nil

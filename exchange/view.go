@@ -261,6 +261,7 @@ func (m *partitionManager) OpenView(req ViewRequest, onAvailable func(*Subpartit
 	if err := sub.attach(r.notify); err != nil {
 		return nil, fmt.Errorf("partition %s subpartition %d: %w", req.Partition, req.Subpartition, err)
 	}
+	sub.sendsOverNetwork() // compressed buffers go out as they are (compression.go)
 	r.notify()
 	return r, nil
 }

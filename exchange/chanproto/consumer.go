@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/compress"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
@@ -38,6 +39,8 @@ type Channel struct {
 	closed       atomic.Bool // failed or closed: no handler call starts
 	linkClosed   atomic.Bool // MarkClosed was called
 	creditQueued atomic.Bool // an AddCredit is queued on q
+
+	dec *compress.Decompressor // made at the first compressed buffer (compression.go)
 }
 
 // NewChannel returns the consumer side of req's channel to peer, whose
@@ -140,6 +143,13 @@ func (c *Channel) deliverBuffer(m *wire.BufferResponse, p Payload) (bool, error)
 	if err := p.ReadPayload(buf.Bytes()[:size]); err != nil {
 		buf.Release()
 		return false, err
+	}
+	if m.Compressed {
+		if buf, err = c.decompress(buf, m.DataType); err != nil {
+			ferr := &exchange.ProtocolError{Peer: c.Peer, Err: err}
+			c.Fail(ferr)
+			return true, ferr
+		}
 	}
 	if !c.call(func() { c.h.OnBuffer(buf, seq, backlog) }) {
 		buf.Release()

@@ -180,7 +180,7 @@ func (o *Outbound) Next() (m wire.Message, payload exchange.Buffer, st Status) {
 				exchange.ErrInsufficientBuffers, n, o.peerMax)), exchange.Buffer{}, Status{Done: true}
 		}
 		o.hdr = wire.BufferResponse{ReceiverID: o.Receiver, Sequence: resp.Sequence, Backlog: int32(max(resp.Backlog, 0)),
-			DataType: b.DataType, Size: int32(n)}
+			DataType: b.DataType, Compressed: b.Compressed, Size: int32(n)}
 		st.Buffer = true
 		o.urgent = b.DataType.IsPriority()
 		if n == 0 {

@@ -5,7 +5,7 @@
 // Flink compresses blocking partitions (BufferCompressor /
 // BufferDecompressor with its LZ4 block codec).
 //
-// # What the lead wires (docs/architecture.md, "Wire protocol")
+// # How the exchange uses it (exchange/compression.go, exchange/chanproto/compression.go; docs/architecture.md, "Wire protocol")
 //
 // The BufferResponse already carries a `compressed` flag.
 //
@@ -18,13 +18,14 @@
 //     the BufferResponse's compressed flag.
 //   - Pipelined partitions (PartitionConfig.Compression): the producer
 //     half compresses a data buffer it owns alone (not a broadcast
-//     segment, which other subpartitions read) with CompressInPlace just
-//     before writing it, and sets the flag when it returns true. One
-//     Compressor per writer goroutine: it is not safe for concurrent use.
+//     segment, which other subpartitions read) with CompressInPlace when
+//     a view takes it, and sets the flag when it returns true. A
+//     Compressor is not safe for concurrent use: views take one from
+//     their partition's sync.Pool per buffer.
 //     Events are never compressed, and local channels read uncompressed
 //     segments directly.
-//   - Consumer half: one Decompressor per connection or stream reader,
-//     built with the node's segment size. A BufferResponse with the flag
+//   - Consumer half: one Decompressor per channel, made at its first
+//     compressed buffer with the node's segment size. A BufferResponse with the flag
 //     is read into its credit-backed segment as usual, then
 //     DecompressInPlace(segment, size) leaves the records in that same
 //     pooled segment: no second buffer to wait for, no change to credit.

@@ -49,7 +49,7 @@
 // then fail with ErrReleased); Manager.Close releases everything and
 // removes the subdirectory.
 //
-// # How the exchange uses it (to be wired; docs/architecture.md, "The model")
+// # How the exchange uses it (exchange/blocking.go; docs/architecture.md, "The model")
 //
 //   - A ResultPartition of type BLOCKING gets a Writer from the node's
 //     Manager (one Manager per Environment, Config.Dir from its config).
@@ -62,20 +62,20 @@
 //     Append and sets Meta.Compressed; the work is done once however
 //     often the partition is read.
 //   - Finish on the partition calls Writer.Finish; only then is the
-//     partition registered as consumable. A PartitionRequest before that
-//     is answered PartitionNotFound and retried by the consumer, as in
-//     Flink.
+//     partition consumable. A PartitionRequest before that is answered
+//     PartitionNotFound and retried by the consumer, as in Flink.
 //   - Each PartitionRequest (any number, each from the start) opens a
 //     view over Partition.NewReader(sub). The view's Next takes a segment
-//     from a small read pool, Reader.Next(segment) fills it, and the
+//     from the partition's own small pool (idle once the writer has
+//     finished), Reader.Next(segment) fills it, and the
 //     buffer goes out as a BufferResponse with Meta's data type and
 //     compressed flag. Reader.Peek says, without
 //     reading, whether the next buffer is an event (sent without credit)
 //     and its size; Reader.Backlog is the backlog to announce (data
 //     buffers not yet read). A local channel
-//     reads the same way into a segment of its gate's pool (one copy,
-//     from the page cache). A consumer that fails is served again by a
-//     new reader.
+//     reads the same way (one copy, from the page cache) and gets
+//     compressed buffers decompressed in place. A consumer that fails is
+//     served again by a new reader.
 //   - The consumer half decompresses a compressed buffer into a pooled
 //     segment (compress.Decompressor).
 //   - Releasing the partition calls Partition.Release; Environment.Close

@@ -55,7 +55,7 @@ func (e *IOError) kind() error {
 	switch {
 	case errors.Is(e.Err, syscall.ENOSPC), errors.Is(e.Err, syscall.EDQUOT):
 		return ErrDiskFull
-	case errors.Is(e.Err, syscall.EACCES), errors.Is(e.Err, syscall.EPERM), errors.Is(e.Err, syscall.EROFS):
+	case errors.Is(e.Err, syscall.EACCES), errors.Is(e.Err, syscall.EPERM), errors.Is(e.Err, syscall.EROFS), errors.Is(e.Err, syscall.ENOTDIR):
 		return ErrNotWritable
 	default:
 		return ErrIO

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/compress"
 	"github.com/qexchange/qexchange/exchange/transporttest"
 	"github.com/qexchange/qexchange/exchange/wire"
 	"github.com/qexchange/qexchange/quictransport"
@@ -93,6 +94,16 @@ var misbehaviours = []misbehaviour{
 		},
 		framing: true,
 		want:    wire.ErrProtocol,
+	},
+	{
+		// A payload flagged compressed that is not an LZ4 block: that
+		// channel fails, the framing is intact.
+		name: "CorruptCompressedPayload",
+		send: func(c *transporttest.FakeChannel) error {
+			payload := []byte("\xff\xff\xff\xff not an lz4 block at all")
+			return c.SendBufferResponse(&wire.BufferResponse{DataType: wire.DataBuffer, Compressed: true}, payload)
+		},
+		want: compress.ErrCorrupt,
 	},
 }
 

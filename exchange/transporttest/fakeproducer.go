@@ -273,6 +273,16 @@ func (c *FakeChannel) SendBuffer(seq int32, backlog int32, records ...[]byte) er
 	return c.SendRaw(append(wire.AppendFrame(nil, m, c.p.opts), payload...))
 }
 
+// SendBufferResponse writes m (its Size and, on TCP, ReceiverID set
+// here) followed by payload as it is, e.g. a payload flagged compressed.
+func (c *FakeChannel) SendBufferResponse(m *wire.BufferResponse, payload []byte) error {
+	m.Size = int32(len(payload))
+	if !c.p.opts.StreamMode {
+		m.ReceiverID = c.Request.ReceiverID
+	}
+	return c.SendRaw(append(wire.AppendFrame(nil, m, c.p.opts), payload...))
+}
+
 // SendRaw writes b as it is: for frames no valid encoder would produce.
 func (c *FakeChannel) SendRaw(b []byte) error {
 	c.mu.Lock()

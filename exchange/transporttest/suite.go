@@ -83,6 +83,9 @@ var properties = []property{
 	{"SecondConsumerRejected", (*suite).testSecondConsumer},
 	{"Events", (*suite).testEvents},
 	{"ManyChannels", (*suite).testManyChannels},
+	{"BlockingReadAgain", (*suite).testBlockingReadAgain},
+	{"CompressedRoundTrip", (*suite).testCompressedRoundTrip},
+	{"RandomNotCompressed", (*suite).testRandomNotCompressed},
 }
 
 // faultProperties need Options.Proxy (faults.go).
@@ -135,11 +138,15 @@ func (s *suite) env(t *testing.T, memory int64) *exchange.Environment {
 	if memory == 0 {
 		memory = 8 << 20
 	}
-	e, err := exchange.NewEnvironment(context.Background(), exchange.Config{
-		NetworkMemory: memory,
-		SegmentSize:   segmentSize,
-		Transport:     s.o.Factory(t),
-	})
+	return s.envWith(t, exchange.Config{NetworkMemory: memory})
+}
+
+// envWith is env with cfg's other fields (SegmentSize and Transport are
+// the suite's).
+func (s *suite) envWith(t *testing.T, cfg exchange.Config) *exchange.Environment {
+	t.Helper()
+	cfg.SegmentSize, cfg.Transport = segmentSize, s.o.Factory(t)
+	e, err := exchange.NewEnvironment(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("NewEnvironment: %v", err)
 	}
