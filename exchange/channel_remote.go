@@ -145,12 +145,10 @@ func (c *remoteChannel) OnBuffer(b Buffer, seq int32, backlog int) {
 		b.Release()
 		return
 	}
-	if err := c.rc.CheckSequence(seq); err != nil {
+	if expected, ok := c.rc.CheckSequence(seq); !ok {
 		c.mu.Unlock()
 		b.Release()
-		var se *credit.SequenceError
-		errors.As(err, &se)
-		c.OnError(&ProtocolError{Peer: c.spec.Addr, Err: &SequenceError{Channel: c.cid, Expected: se.Expected, Got: se.Got}})
+		c.OnError(&ProtocolError{Peer: c.spec.Addr, Err: &SequenceError{Channel: c.cid, Expected: expected, Got: seq}})
 		return
 	}
 	var giveBack *segment
