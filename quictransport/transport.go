@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/chanproto"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
@@ -63,7 +64,7 @@ func New(cfg Config) exchange.TransportFactory {
 type Transport struct {
 	cfg    Config
 	log    zerolog.Logger
-	tls    *tlsSetup
+	tls    *tlsconf.Setup
 	opts   wire.Options
 	segSz  int
 	pc     net.PacketConn
@@ -91,7 +92,7 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	ts, err := newTLSSetup(cfg)
+	ts, err := tlsconf.New("quictransport", cfg.tlsOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +168,7 @@ func (t *Transport) Listen(_ context.Context, provider exchange.ViewProvider) er
 	for p := range t.cfg.ExtraProtocols {
 		alpns = append(alpns, p)
 	}
-	ln, err := t.tr.Listen(t.tls.serverConfig(alpns...), t.quicConfig(true))
+	ln, err := t.tr.Listen(t.tls.ServerConfig(alpns...), t.quicConfig(true))
 	if err != nil {
 		return fmt.Errorf("quictransport: listen: %w", err)
 	}
@@ -343,7 +344,7 @@ func (t *Transport) dial(ctx context.Context, addr, alpn string) (*quic.Conn, er
 	if err != nil {
 		return nil, fmt.Errorf("quictransport: bad address %q: %w", addr, err)
 	}
-	return t.DialQUIC(ctx, addr, t.tls.clientConfig(host, alpn), t.quicConfig(false))
+	return t.DialQUIC(ctx, addr, t.tls.ClientConfig(host, alpn), t.quicConfig(false))
 }
 
 // DialQUIC dials addr over the node's UDP socket with the caller's TLS
