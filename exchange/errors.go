@@ -40,6 +40,10 @@ var (
 	ErrProtocol = errors.New("exchange: protocol error")
 	// ErrFinished: the partition was already finished; no more records.
 	ErrFinished = errors.New("exchange: partition finished")
+	// ErrAuthentication: the TLS handshake with a peer failed: its
+	// certificate is not trusted, it refused ours, or it does not speak
+	// TLS. Permanent: it is never retried.
+	ErrAuthentication = errors.New("exchange: authentication failed")
 )
 
 // ConfigError names the field that is out of range.
@@ -152,6 +156,20 @@ func (e *ConnectionError) Error() string {
 }
 
 func (e *ConnectionError) Unwrap() []error { return []error{ErrConnectionLost, e.Err} }
+
+// AuthError reports a refused TLS handshake, naming the peer and the
+// cause (docs/architecture.md, "Failure policy"). It matches
+// ErrAuthentication, not ErrConnectionLost: a channel does not retry it.
+type AuthError struct {
+	Peer string
+	Err  error
+}
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("exchange: TLS handshake with %s refused: %v", e.Peer, e.Err)
+}
+
+func (e *AuthError) Unwrap() []error { return []error{ErrAuthentication, e.Err} }
 
 // ProtocolError reports a protocol violation by a peer.
 type ProtocolError struct {

@@ -91,10 +91,10 @@ type transportRun struct {
 	sub        int
 }
 
-func newTransportRun(b *testing.B) *transportRun {
+func newTransportRun(b *testing.B, cfg Config) *transportRun {
 	env := func() *exchange.Environment {
 		e, err := exchange.NewEnvironment(context.Background(), exchange.Config{
-			NetworkMemory: 32 << 20, SegmentSize: benchSegment, Transport: New(Config{}),
+			NetworkMemory: 32 << 20, SegmentSize: benchSegment, Transport: New(cfg),
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -161,8 +161,10 @@ func (tr *transportRun) close() {
 // BenchmarkTransport32KiB64Channels compares the transport with the raw
 // limit of the same loopback: "raw" writes 32 KiB chunks to a plain TCP
 // connection, "transport" moves full 32 KiB buffers through 64 channels
-// on one connection; both report MB/s per 32 KiB moved. "ratio" moves
-// the same 128 MiB both ways per iteration and reports transport/raw.
+// on one connection, "transport-tls" the same with mutual TLS; all report
+// MB/s per 32 KiB moved. "ratio" moves the same 128 MiB both ways per
+// iteration and reports transport/raw; "tls-ratio" moves 128 MiB through
+// the plain and the TLS transport per iteration and reports tls/plain.
 //
 //	go test -run '^$' -bench Transport32KiB64Channels -benchmem ./tcptransport/
 func BenchmarkTransport32KiB64Channels(b *testing.B) {
@@ -175,7 +177,7 @@ func BenchmarkTransport32KiB64Channels(b *testing.B) {
 		rr.move(b, b.N)
 	})
 	b.Run("transport", func(b *testing.B) {
-		tr := newTransportRun(b)
+		tr := newTransportRun(b, Config{})
 		defer tr.close()
 		b.SetBytes(benchSegment)
 		b.ReportAllocs()
@@ -188,11 +190,42 @@ func BenchmarkTransport32KiB64Channels(b *testing.B) {
 			b.ReportMetric(float64(cs.ClientWrites)/float64(cs.BuffersReceived), "creditwrites/buf")
 		}
 	})
+	b.Run("transport-tls", func(b *testing.B) {
+		tr := newTransportRun(b, tlsConfig(b))
+		defer tr.close()
+		b.SetBytes(benchSegment)
+		b.ReportAllocs()
+		b.ResetTimer()
+		tr.move(b, b.N)
+	})
+	b.Run("tls-ratio", func(b *testing.B) {
+		const n = 4096 // 128 MiB
+		plain := newTransportRun(b, Config{})
+		defer plain.close()
+		secure := newTransportRun(b, tlsConfig(b))
+		defer secure.close()
+		b.ResetTimer()
+		var p, s, pCPU, sCPU time.Duration
+		for range b.N {
+			c0 := cpuTime()
+			p += plain.move(b, n)
+			c1 := cpuTime()
+			s += secure.move(b, n)
+			pCPU, sCPU = pCPU+c1-c0, sCPU+cpuTime()-c1
+		}
+		mb := float64(n*benchSegment*b.N) / 1e6
+		kib := float64(n * b.N * benchSegment / 1024)
+		b.ReportMetric(mb/p.Seconds(), "plain-MB/s")
+		b.ReportMetric(mb/s.Seconds(), "tls-MB/s")
+		b.ReportMetric(p.Seconds()/s.Seconds(), "tls/plain")
+		b.ReportMetric(float64(pCPU.Nanoseconds())/kib, "plain-cpu-ns/KiB")
+		b.ReportMetric(float64(sCPU.Nanoseconds())/kib, "tls-cpu-ns/KiB")
+	})
 	b.Run("ratio", func(b *testing.B) {
 		const n = 4096 // 128 MiB
 		rr := newRawRun(b)
 		defer rr.close()
-		tr := newTransportRun(b)
+		tr := newTransportRun(b, Config{})
 		defer tr.close()
 		b.ResetTimer()
 		var raw, trans, rawCPU, transCPU time.Duration

@@ -1,6 +1,7 @@
 package tcptransport
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -81,6 +82,10 @@ func (c *serverConn) serve() {
 		t.mu.Unlock()
 	}()
 	defer close(c.done)
+	if err := c.serverTLS(); err != nil {
+		c.nc.Close()
+		return
+	}
 	rd, err := c.handshake()
 	if err != nil {
 		if !t.isClosed() {
@@ -347,7 +352,17 @@ func (c *serverConn) flush() error {
 	}
 	c.backing = bufs
 	c.wbuf = bufs
+	var bc *batchConn
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		bc, _ = tc.NetConn().(*batchConn)
+		bc.begin()
+	}
 	n, err := c.wbuf.WriteTo(c.nc)
+	if bc != nil {
+		if ferr := bc.flush(); err == nil {
+			err = ferr
+		}
+	}
 	clear(c.backing) // drop references to the payloads
 	for i := range c.segs {
 		c.segs[i].buf.Release()

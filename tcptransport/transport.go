@@ -2,6 +2,7 @@ package tcptransport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/qexchange/qexchange/exchange"
 	"github.com/qexchange/qexchange/exchange/chanproto"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
@@ -26,6 +28,7 @@ type Transport struct {
 	log        zerolog.Logger
 	wopts      wire.Options
 	maxFrame   int
+	tls        *tlsconf.Setup // nil: plain text
 
 	ctx    context.Context // cancelled by Close: aborts dials
 	cancel context.CancelFunc
@@ -57,6 +60,12 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
+	var ts *tlsconf.Setup
+	if cfg.tlsOptions().Enabled() {
+		if ts, err = tlsconf.New("tcptransport", cfg.tlsOptions()); err != nil {
+			return nil, err
+		}
+	}
 	maxFrame := wire.MaxFrameSizeFor(o.SegmentSize)
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{
@@ -64,6 +73,7 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 		log:      o.Logger.With().Str("transport", Name).Logger(),
 		wopts:    wire.Options{StreamMode: false, MaxFrameSize: maxFrame},
 		maxFrame: maxFrame,
+		tls:      ts,
 		ctx:      ctx, cancel: cancel,
 		served: make(map[*serverConn]struct{}),
 	}
@@ -151,6 +161,10 @@ func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ViewProvider) 
 			t.log.Warn().Err(err).Str("peer", peer).Msg("socket options failed; closing connection")
 			nc.Close()
 			continue
+		}
+		if t.tls != nil {
+			// The handshake runs on the connection's goroutine (serve).
+			nc = tls.Server(&batchConn{Conn: nc}, t.tls.ServerConfig(ALPN))
 		}
 		c := newServerConn(t, nc, provider)
 		t.mu.Lock()
