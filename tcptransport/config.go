@@ -100,7 +100,9 @@ func Fingerprint(cert *tls.Certificate) [32]byte { return tlsconf.Fingerprint(ce
 
 // SelfSigned creates an ephemeral self-signed certificate for hosts and
 // returns it with its fingerprint (see tlsconf.SelfSigned).
-func SelfSigned(hosts ...string) (tls.Certificate, [32]byte, error) { return tlsconf.SelfSigned(hosts...) }
+func SelfSigned(hosts ...string) (tls.Certificate, [32]byte, error) {
+	return tlsconf.SelfSigned(hosts...)
+}
 
 // DeriveSelfSigned derives a self-signed certificate deterministically
 // from secret, so that nodes given the same secret pin each other (see
