@@ -162,7 +162,7 @@ func (s *serverStream) readRequest(fr *frameReader) (wire.PartitionRequest, int,
 	if err != nil {
 		return wire.PartitionRequest{}, 0, err
 	}
-	peerMax, err := chanproto.PeerHello(m)
+	peerMax, err := chanproto.PeerHello(m, s.t.opts.MaxFrameSize)
 	if err != nil {
 		return wire.PartitionRequest{}, 0, err
 	}
@@ -179,10 +179,8 @@ func (s *serverStream) readRequest(fr *frameReader) (wire.PartitionRequest, int,
 // refuse ends a stream whose opening failed: bad input gets an
 // ErrorResponse first.
 func (s *serverStream) refuse(err error) {
-	code := wire.CodeProtocol
+	code := chanproto.ErrorCode(err)
 	switch {
-	case errors.Is(err, wire.ErrVersionMismatch):
-		code = wire.CodeVersionMismatch
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		err = fmt.Errorf("%w: no Hello and PartitionRequest within %v", wire.ErrTruncated, s.t.cfg.HandshakeTimeout)
 	case errors.Is(err, wire.ErrProtocol):

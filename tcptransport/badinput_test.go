@@ -127,3 +127,45 @@ func TestServerBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestHelloFrameTooSmall: a client whose Hello accepts frames smaller
+// than the producer sends is refused at the handshake, before its
+// PartitionRequest touches the partition, which a real consumer then
+// reads in full.
+func TestHelloFrameTooSmall(t *testing.T) {
+	checkG := transporttest.CheckGoroutines(t)
+	ctx := testCtx(t, 30*time.Second)
+	var log logBuf
+	prod, cons := newEnv(t, Config{}, &log), newEnv(t, Config{}, nil)
+	p, err := prod.CreatePartition(exchange.PartitionConfig{Subpartitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.EmitTo(ctx, 0, []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, prod.Addr(), false)
+	h := wire.NewHello(c.o)
+	h.MaxFrameSize = wire.MinMaxFrameSize
+	c.write(t, c.frame(h), c.frame(&wire.PartitionRequest{PartitionID: wire.ID(p.ID()), ReceiverID: wire.ID(exchange.NewChannelID()), Credit: 2}))
+	fatal := c.expectClosed(t)
+	if fatal == nil || fatal.Code != wire.CodeInsufficientCapacity || !strings.Contains(fatal.Message, "SegmentSize") {
+		t.Fatalf("fatal ErrorResponse %+v, want InsufficientCapacity naming SegmentSize", fatal)
+	}
+	g, err := cons.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID(), Addr: prod.Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := g.Next(ctx)
+	if err != nil || string(e.Record) != "kept" {
+		t.Fatalf("the real consumer got %q, %v", e.Record, err)
+	}
+	g.Close()
+	p.Release()
+	prod.Close()
+	cons.Close()
+	checkG()
+}

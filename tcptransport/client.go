@@ -166,7 +166,7 @@ func (c *clientConn) connect() (net.Conn, *frameReader, int, error) {
 		msg.Fatal = true
 		return nil, nil, 0, exchange.ErrorFromWire(c.addr, exchange.PartitionID{}, &msg)
 	}
-	peerMax, err := chanproto.PeerHello(m)
+	peerMax, err := chanproto.PeerHello(m, 0)
 	if err != nil {
 		if m.ID() == wire.IDHello { // a Hello we cannot speak: say why
 			t.writeFatal(nc, fatalCode(err), err)

@@ -64,13 +64,10 @@ var errDuplicateReceiver = fmt.Errorf("%w: duplicate receiverId", wire.ErrProtoc
 var errCloseRequest = errors.New("client sent CloseRequest")
 
 func fatalCode(err error) wire.ErrorCode {
-	switch {
-	case errors.Is(err, wire.ErrVersionMismatch):
-		return wire.CodeVersionMismatch
-	case errors.Is(err, errDuplicateReceiver):
+	if errors.Is(err, errDuplicateReceiver) {
 		return wire.CodeDuplicateReceiver
 	}
-	return wire.CodeProtocol
+	return chanproto.ErrorCode(err)
 }
 
 func (c *serverConn) serve() {
@@ -111,7 +108,7 @@ func (c *serverConn) handshake() (*wire.Reader, error) {
 	rd := wire.NewReader(c.nc, t.wopts)
 	m, err := rd.Next()
 	if err == nil {
-		c.peerMax, err = chanproto.PeerHello(m)
+		c.peerMax, err = chanproto.PeerHello(m, t.maxFrame)
 	}
 	if err != nil {
 		if !isProtocolErr(err) {

@@ -26,7 +26,7 @@ func handshakeTimeout(wait time.Duration) time.Duration {
 func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Writer, log zerolog.Logger) int {
 	name := o.transports.items[0]
 	contact := newFirstContact()
-	f, err := processFactory(o, hooks.withFirstContact(contact), handshakeTimeout(10*time.Second))
+	f, err := processFactory(o, hooks.withFirstContact(contact), handshakeTimeout(10*time.Second), stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "exchange serve: %v\n", err)
 		return ExitFailed
@@ -205,7 +205,7 @@ func runConsume(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.
 		return ExitFailed
 	}
 	hs := handshakeTimeout(o.wait)
-	f, err := processFactory(o, hooks, hs)
+	f, err := processFactory(o, hooks, hs, stderr)
 	if err != nil {
 		return fail("%v", err)
 	}
