@@ -307,6 +307,11 @@ func (t *Transport) connError(peer string, err error) error {
 	if t.isClosed() {
 		return fmt.Errorf("quictransport: connection to %s: %w", peer, exchange.ErrClosed)
 	}
+	var te *quic.TransportError
+	if (errors.As(err, &te) && te.ErrorCode.IsCryptoError()) || tlsconf.IsHandshakeFailure(err) {
+		// A refused TLS handshake (pin, CA, ALPN): permanent, not retried.
+		return &exchange.AuthError{Peer: peer, Err: err}
+	}
 	return &exchange.ConnectionError{Peer: peer, Err: err}
 }
 

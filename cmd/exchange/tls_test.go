@@ -10,7 +10,7 @@ import (
 // consumer with the producer's secret reads everything; one with another
 // secret, or none, fails at once naming the producer and the cause.
 func TestTCPTLS(t *testing.T) {
-	srv, addr := serve(t, "tcp", "-job", "tls", "-secret", "s3cret", "-records", "20000", "-writers", "1", "-readers", "2", "-linger", "10s")
+	srv, addr := serve(t, "tcp", "-job", "tls", "-secret", "s3cret", "-records", "20000", "-writers", "1", "-readers", "2")
 	for _, bad := range []struct {
 		args []string
 		want string
