@@ -25,6 +25,13 @@ const (
 	DefaultConnectTimeout     = 10 * time.Second
 	DefaultKeepAlive          = 15 * time.Second
 	DefaultWriteBatchBytes    = 256 << 10
+	// Bounds of a server (docs/architecture.md, "Failure policy"): sized
+	// for a stock Linux host, whose Go processes may open some thousands
+	// of descriptors.
+	DefaultMaxConnections           = 1024
+	DefaultMaxConnectionsPerAddress = 128
+	DefaultIdleConnectionTimeout    = time.Minute
+	DefaultMaxControlBytes          = 1 << 20
 )
 
 // Config configures the TCP transport. Every zero value means the
@@ -63,6 +70,22 @@ type Config struct {
 	// into one write system call (default 256 KiB). At least one frame is
 	// always written.
 	WriteBatchBytes int
+
+	// MaxConnections bounds the connections a node serves at once
+	// (default 1024) and MaxConnectionsPerAddress those from one remote IP
+	// address (default 128); a connection above either is closed as soon
+	// as it is accepted, so a flood of connections leaves descriptors for
+	// healthy consumers.
+	MaxConnections, MaxConnectionsPerAddress int
+	// IdleConnectionTimeout closes a served connection that holds no
+	// channel for this long (default 1 min; negative: never), so that
+	// connections that only sent a Hello do not pile up. It must exceed
+	// the consumers' partition request backoff.
+	IdleConnectionTimeout time.Duration
+	// MaxControlBytes bounds the control frames (refusals of partition
+	// requests) queued on a served connection whose peer does not read
+	// them (default 1 MiB); reaching it closes that connection.
+	MaxControlBytes int
 
 	// Mutual TLS 1.3, opt-in: without any of these fields the transport
 	// runs in plain text, for trusted networks only (anyone who can reach
@@ -150,11 +173,24 @@ func (cfg Config) withDefaults() Config {
 	if cfg.WriteBatchBytes == 0 {
 		cfg.WriteBatchBytes = DefaultWriteBatchBytes
 	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxConnectionsPerAddress == 0 {
+		cfg.MaxConnectionsPerAddress = DefaultMaxConnectionsPerAddress
+	}
+	if cfg.IdleConnectionTimeout == 0 {
+		cfg.IdleConnectionTimeout = DefaultIdleConnectionTimeout
+	}
+	if cfg.MaxControlBytes == 0 {
+		cfg.MaxControlBytes = DefaultMaxControlBytes
+	}
 	return cfg
 }
 
-// validate checks cfg after withDefaults (a negative KeepAlive is valid:
-// it disables keepalive) and parses its port range.
+// validate checks cfg after withDefaults (a negative KeepAlive or
+// IdleConnectionTimeout is valid: it disables them) and parses its port
+// range.
 func (cfg Config) validate() (portRange, error) {
 	switch {
 	case cfg.ConnectionsPerNode < 1 || cfg.ConnectionsPerNode > MaxConnectionsPerNode:
@@ -167,6 +203,12 @@ func (cfg Config) validate() (portRange, error) {
 		return portRange{}, configErr("ReceiveBuffer", cfg.ReceiveBuffer, "must be >= 0")
 	case cfg.WriteBatchBytes < 0:
 		return portRange{}, configErr("WriteBatchBytes", cfg.WriteBatchBytes, "must be >= 0")
+	case cfg.MaxConnections < 0:
+		return portRange{}, configErr("MaxConnections", cfg.MaxConnections, "must be >= 0")
+	case cfg.MaxConnectionsPerAddress < 0:
+		return portRange{}, configErr("MaxConnectionsPerAddress", cfg.MaxConnectionsPerAddress, "must be >= 0")
+	case cfg.MaxControlBytes < 0:
+		return portRange{}, configErr("MaxControlBytes", cfg.MaxControlBytes, "must be >= 0")
 	case cfg.PortRange == "":
 		return portRange{}, nil
 	}

@@ -80,6 +80,19 @@
 // naming the peer. The writer's batches are sealed into TLS records that
 // go out in one write per batch.
 //
+// # Bounds
+//
+// A server holds at most MaxConnections connections (default 1024) and
+// MaxConnectionsPerAddress from one remote IP (default 128): one above is
+// closed as soon as it is accepted (Stats.ConnectionsRefused; a warning at
+// most once a second). A connection that holds no channel for
+// IdleConnectionTimeout (default 1 min) is closed, so that connections
+// that only said Hello do not pile up; one with a channel never is. A
+// peer that provokes refusals and does not read them has its connection
+// closed when MaxControlBytes (default 1 MiB) are queued. A Hello whose
+// maximum frame size is below what the node sends is refused before any
+// partition is touched.
+//
 // # Head-of-line blocking
 //
 // All channels between two nodes share one TCP byte stream. Credit keeps a
