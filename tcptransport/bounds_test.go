@@ -182,4 +182,3 @@ func TestControlFlood(t *testing.T) {
 	cons.Close()
 	checkG()
 }
-
