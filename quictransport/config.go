@@ -25,10 +25,17 @@ const ALPN = "qexchange/1"
 
 // Defaults of Config's zero values.
 const (
-	DefaultHandshakeTimeout   = 10 * time.Second
-	DefaultIdleTimeout        = 30 * time.Second
-	DefaultKeepAlivePeriod    = 5 * time.Second
-	DefaultMaxIncomingStreams = 1 << 16
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultIdleTimeout      = 30 * time.Second
+	DefaultKeepAlivePeriod  = 5 * time.Second
+	// DefaultMaxIncomingStreams bounds the streams (channels) one peer
+	// connection may hold open: enough for 8192 channels from one consumer
+	// node, few enough that a peer opening streams without end cannot
+	// exhaust the node's goroutines and memory.
+	DefaultMaxIncomingStreams = 8192
+	// DefaultMaxHandshakingStreams bounds the streams of one connection
+	// that have not yet sent their Hello and PartitionRequest.
+	DefaultMaxHandshakingStreams = 64
 	// DefaultStreamReceiveWindow is the per-stream QUIC receive window
 	// (initial = maximum, so auto-tuning never lags behind credit): 4 MiB,
 	// at least 12 times the data the default credit allows in flight on one
@@ -77,8 +84,14 @@ type Config struct {
 	ConnectionsPerNode int
 
 	// MaxIncomingStreams is the number of concurrent streams (input
-	// channels) a peer may open on one connection (default 1<<16).
+	// channels) a peer may open on one connection (default 8192).
 	MaxIncomingStreams int64
+	// MaxHandshakingStreams bounds the streams of one connection that
+	// are still to send their Hello and PartitionRequest (default 64):
+	// further streams wait to be accepted, so a peer that opens streams
+	// and sends nothing (each is closed after HandshakeTimeout) stalls
+	// only its own connection.
+	MaxHandshakingStreams int
 	// StreamReceiveWindow and ConnectionReceiveWindow are QUIC's flow
 	// control windows (defaults DefaultStreamReceiveWindow and
 	// DefaultConnectionReceiveWindow), sized so that credit, not QUIC flow
@@ -136,6 +149,9 @@ func (c Config) withDefaults(segmentSize int) Config {
 	if c.MaxIncomingStreams == 0 {
 		c.MaxIncomingStreams = DefaultMaxIncomingStreams
 	}
+	if c.MaxHandshakingStreams == 0 {
+		c.MaxHandshakingStreams = DefaultMaxHandshakingStreams
+	}
 	if c.StreamReceiveWindow == 0 {
 		c.StreamReceiveWindow = StreamReceiveWindowFor(segmentSize)
 	}
@@ -162,6 +178,8 @@ func (c Config) validate() error {
 		return configErr("KeepAlivePeriod", c.KeepAlivePeriod, "must be >= 0")
 	case c.MaxIncomingStreams < 0:
 		return configErr("MaxIncomingStreams", c.MaxIncomingStreams, "must be >= 0")
+	case c.MaxHandshakingStreams < 0:
+		return configErr("MaxHandshakingStreams", c.MaxHandshakingStreams, "must be >= 0")
 	case c.UDPBufferSize < 0:
 		return configErr("UDPBufferSize", c.UDPBufferSize, "must be >= 0")
 	}

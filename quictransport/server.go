@@ -111,6 +111,9 @@ type serverStream struct {
 
 	finalSent atomic.Bool // the last ErrorResponse and FIN are out
 	urgent    bool        // writer only
+	// handshook frees the stream's handshake slot (serveConn), once:
+	// when the request was read or refused, or serve ended.
+	handshook func()
 }
 
 func newServerStream(t *Transport, w *connWriter, str *quic.Stream, peer string, log zerolog.Logger) *serverStream {
@@ -125,6 +128,9 @@ func newServerStream(t *Transport, w *connWriter, str *quic.Stream, peer string,
 func serverAccepts(id wire.MsgID) bool { return !clientAccepts(id) }
 
 func (s *serverStream) serve() {
+	if s.handshook != nil {
+		defer s.handshook() // if the handshake did not get that far
+	}
 	opts := s.t.opts
 	fr := newFrameReader(s.str, opts)
 	hello := wire.NewHello(opts)
@@ -134,6 +140,9 @@ func (s *serverStream) serve() {
 	}
 	_ = s.str.SetReadDeadline(time.Now().Add(s.t.cfg.HandshakeTimeout))
 	req, peerMax, err := s.readRequest(fr)
+	if s.handshook != nil {
+		s.handshook()
+	}
 	if err != nil {
 		s.refuse(err)
 		return

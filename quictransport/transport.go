@@ -285,13 +285,25 @@ func (t *Transport) serveConn(c *quic.Conn) {
 	if !t.goTracked(w.loop) {
 		return
 	}
+	// A slot per stream still in its handshake (MaxHandshakingStreams):
+	// when they are all taken, the next stream waits to be accepted.
+	handshaking := make(chan struct{}, t.cfg.MaxHandshakingStreams)
 	for {
+		select {
+		case handshaking <- struct{}{}:
+		case <-c.Context().Done():
+			log.Debug().Err(context.Cause(c.Context())).Msg("connection ended")
+			return
+		case <-t.ctx.Done():
+			return
+		}
 		str, err := c.AcceptStream(t.ctx)
 		if err != nil {
 			log.Debug().Err(err).Msg("connection ended")
 			return
 		}
 		s := newServerStream(t, w, str, peer, log)
+		s.handshook = sync.OnceFunc(func() { <-handshaking })
 		if !t.goTracked(s.serve) {
 			str.CancelRead(StreamCodeCancelled)
 			str.CancelWrite(StreamCodeCancelled)
