@@ -3,11 +3,15 @@ package quictransport_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/rs/zerolog"
 
 	"github.com/qexchange/qexchange/exchange"
 	"github.com/qexchange/qexchange/exchange/transporttest"
@@ -87,4 +91,68 @@ func TestStalledHandshakes(t *testing.T) {
 	prod.Close()
 	cons.Close()
 	checkG()
+}
+
+// TestRefusedHandshakeLogged: the producer logs a refused TLS handshake
+// with the peer's address and the reason; the consumer fails at once
+// with an *exchange.AuthError.
+func TestRefusedHandshakeLogged(t *testing.T) {
+	checkG := transporttest.CheckGoroutines(t)
+	var log lockedBuf
+	prodCfg := testConfig(t)
+	other, _, err := quictransport.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	consCfg := quictransport.Config{Certificate: &other, PinnedSHA256: prodCfg.PinnedSHA256} // trusts the producer, is not trusted
+	node := func(c quictransport.Config, lg zerolog.Logger) *exchange.Environment {
+		e, err := exchange.NewEnvironment(context.Background(), exchange.Config{NetworkMemory: 4 << 20, SegmentSize: 8 << 10, Transport: quictransport.New(c), Logger: lg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	prod, cons := node(prodCfg, zerolog.New(&log)), node(consCfg, zerolog.Nop())
+	p, err := prod.CreatePartition(exchange.PartitionConfig{Subpartitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := cons.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID(), Addr: prod.Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = g.Next(ctx)
+	took := time.Since(start)
+	if !errors.Is(err, exchange.ErrAuthentication) || took > time.Second {
+		t.Fatalf("after %v: %v; want ErrAuthentication within 1s", took, err)
+	}
+	if l := log.String(); !strings.Contains(l, "TLS handshake refused") || !strings.Contains(l, cons.Addr()) || !strings.Contains(l, "not pinned") {
+		t.Fatalf("the producer did not log the refusal naming %s:\n%s", cons.Addr(), l)
+	}
+	g.Close()
+	p.Release()
+	prod.Close()
+	cons.Close()
+	checkG()
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

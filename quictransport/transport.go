@@ -168,7 +168,9 @@ func (t *Transport) Listen(_ context.Context, provider exchange.ViewProvider) er
 	for p := range t.cfg.ExtraProtocols {
 		alpns = append(alpns, p)
 	}
-	ln, err := t.tr.Listen(t.tls.ServerConfig(alpns...), t.quicConfig(true))
+	ln, err := t.tr.Listen(t.tls.ServerConfigLogging(func(peer string, err error) {
+		t.log.Warn().Err(err).Str("peer", peer).Msg("TLS handshake refused")
+	}, alpns...), t.quicConfig(true))
 	if err != nil {
 		return fmt.Errorf("quictransport: listen: %w", err)
 	}

@@ -144,6 +144,35 @@ func (s *Setup) Verify(rawCerts [][]byte, isServerCert bool, serverName string) 
 // ServerConfig returns the TLS configuration for accepting connections
 // of the application protocols alpns.
 func (s *Setup) ServerConfig(alpns ...string) *tls.Config {
+	return s.serverConfig(alpns)
+}
+
+// ServerConfigLogging is ServerConfig that also calls refused with the
+// peer's address and the reason when it refuses a client's certificate:
+// for QUIC, whose handshake failures the application never sees.
+func (s *Setup) ServerConfigLogging(refused func(peer string, err error), alpns ...string) *tls.Config {
+	base := s.serverConfig(alpns)
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		GetConfigForClient: func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+			peer := "unknown"
+			if chi.Conn != nil {
+				peer = chi.Conn.RemoteAddr().String()
+			}
+			c := base.Clone()
+			c.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+				err := base.VerifyPeerCertificate(raw, chains)
+				if err != nil {
+					refused(peer, err)
+				}
+				return err
+			}
+			return c, nil
+		},
+	}
+}
+
+func (s *Setup) serverConfig(alpns []string) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{s.cert},
