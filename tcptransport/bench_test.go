@@ -199,53 +199,43 @@ func BenchmarkTransport32KiB64Channels(b *testing.B) {
 		tr.move(b, b.N)
 	})
 	b.Run("tls-ratio", func(b *testing.B) {
-		const n = 4096 // 128 MiB
 		plain := newTransportRun(b, Config{})
 		defer plain.close()
 		secure := newTransportRun(b, tlsConfig(b))
 		defer secure.close()
-		b.ResetTimer()
-		var p, s, pCPU, sCPU time.Duration
-		for range b.N {
-			c0 := cpuTime()
-			p += plain.move(b, n)
-			c1 := cpuTime()
-			s += secure.move(b, n)
-			pCPU, sCPU = pCPU+c1-c0, sCPU+cpuTime()-c1
-		}
-		mb := float64(n*benchSegment*b.N) / 1e6
-		kib := float64(n * b.N * benchSegment / 1024)
-		b.ReportMetric(mb/p.Seconds(), "plain-MB/s")
-		b.ReportMetric(mb/s.Seconds(), "tls-MB/s")
-		b.ReportMetric(p.Seconds()/s.Seconds(), "tls/plain")
-		b.ReportMetric(float64(pCPU.Nanoseconds())/kib, "plain-cpu-ns/KiB")
-		b.ReportMetric(float64(sCPU.Nanoseconds())/kib, "tls-cpu-ns/KiB")
+		compareMoves(b, "plain", plain.move, "tls", secure.move)
 	})
 	b.Run("ratio", func(b *testing.B) {
-		const n = 4096 // 128 MiB
 		rr := newRawRun(b)
 		defer rr.close()
 		tr := newTransportRun(b, Config{})
 		defer tr.close()
-		b.ResetTimer()
-		var raw, trans, rawCPU, transCPU time.Duration
-		for range b.N {
-			c0 := cpuTime()
-			raw += rr.move(b, n)
-			c1 := cpuTime()
-			trans += tr.move(b, n)
-			rawCPU, transCPU = rawCPU+c1-c0, transCPU+cpuTime()-c1
-		}
-		mb := float64(n*benchSegment*b.N) / 1e6
-		kib := float64(n * b.N * benchSegment / 1024)
-		b.ReportMetric(mb/raw.Seconds(), "raw-MB/s")
-		b.ReportMetric(mb/trans.Seconds(), "transport-MB/s")
-		b.ReportMetric(raw.Seconds()/trans.Seconds(), "transport/raw")
-		// CPU (user+system, whole process) per KiB: on a shared or busy
-		// machine the fairer comparison.
-		b.ReportMetric(float64(rawCPU.Nanoseconds())/kib, "raw-cpu-ns/KiB")
-		b.ReportMetric(float64(transCPU.Nanoseconds())/kib, "transport-cpu-ns/KiB")
+		compareMoves(b, "raw", rr.move, "transport", tr.move)
 	})
+}
+
+// compareMoves moves the same 128 MiB with x and then with y in every
+// iteration and reports both rates, y/x, and the CPU (user+system, whole
+// process) per KiB of each: on a shared or busy machine the fairer
+// comparison.
+func compareMoves(b *testing.B, xName string, x func(*testing.B, int) time.Duration, yName string, y func(*testing.B, int) time.Duration) {
+	const n = 4096 // 128 MiB
+	b.ResetTimer()
+	var xd, yd, xCPU, yCPU time.Duration
+	for range b.N {
+		c0 := cpuTime()
+		xd += x(b, n)
+		c1 := cpuTime()
+		yd += y(b, n)
+		xCPU, yCPU = xCPU+c1-c0, yCPU+cpuTime()-c1
+	}
+	mb := float64(n*benchSegment*b.N) / 1e6
+	kib := float64(n * b.N * benchSegment / 1024)
+	b.ReportMetric(mb/xd.Seconds(), xName+"-MB/s")
+	b.ReportMetric(mb/yd.Seconds(), yName+"-MB/s")
+	b.ReportMetric(xd.Seconds()/yd.Seconds(), yName+"/"+xName)
+	b.ReportMetric(float64(xCPU.Nanoseconds())/kib, xName+"-cpu-ns/KiB")
+	b.ReportMetric(float64(yCPU.Nanoseconds())/kib, yName+"-cpu-ns/KiB")
 }
 
 // cpuTime is the process's user+system CPU time.
