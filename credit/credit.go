@@ -12,18 +12,6 @@ var ErrInvalidCredit = errors.New("credit: invalid credit")
 // ErrNoCredit: a data buffer was sent or received without credit.
 var ErrNoCredit = errors.New("credit: data buffer without credit")
 
-// ErrSequence: a buffer arrived out of sequence.
-var ErrSequence = errors.New("credit: buffer out of sequence")
-
-// SequenceError carries the expected and received sequence numbers.
-type SequenceError struct{ Expected, Got int32 }
-
-func (e *SequenceError) Error() string {
-	return fmt.Sprintf("credit: buffer out of sequence: expected %d, got %d", e.Expected, e.Got)
-}
-
-func (e *SequenceError) Unwrap() error { return ErrSequence }
-
 // Sender is the producer-side credit of one remote input channel.
 type Sender struct {
 	initial   int
@@ -133,14 +121,16 @@ func (r *Receiver) Unannounced() int { return r.unannounced }
 // exclusive, as in Flink.
 func (r *Receiver) Required() int { return r.backlog + r.exclusive }
 
-// CheckSequence accepts the next buffer's sequence number or reports a gap
-// or repeat.
-func (r *Receiver) CheckSequence(seq int32) error {
+// CheckSequence accepts the next buffer's sequence number (ok) or, on a
+// gap or repeat, returns the number it expected. The error type of a bad
+// sequence is the channel's, exchange.SequenceError, which names the
+// channel this package does not know.
+func (r *Receiver) CheckSequence(seq int32) (expected int32, ok bool) {
 	if seq != r.expected {
-		return &SequenceError{Expected: r.expected, Got: seq}
+		return r.expected, false
 	}
 	r.expected++
-	return nil
+	return seq, true
 }
 
 // TakeForData consumes one ready buffer for a received data buffer,

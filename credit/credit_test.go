@@ -94,18 +94,19 @@ func TestReleaseCredit(t *testing.T) {
 
 func TestReceiverSequence(t *testing.T) {
 	r := NewReceiver(2)
-	if err := r.CheckSequence(0); err != nil {
-		t.Fatal(err)
+	if _, ok := r.CheckSequence(0); !ok {
+		t.Fatal("0 refused")
 	}
-	err := r.CheckSequence(2)
-	var se *SequenceError
-	if !errors.As(err, &se) || se.Expected != 1 || se.Got != 2 || !errors.Is(err, ErrSequence) {
-		t.Fatalf("gap: %v", err)
+	if exp, ok := r.CheckSequence(2); ok || exp != 1 {
+		t.Fatalf("gap: expected %d, ok %v; want 1, false", exp, ok)
+	}
+	if _, ok := r.CheckSequence(1); !ok {
+		t.Fatal("a refused number must not advance the sequence")
 	}
 	r2 := NewReceiver(2)
-	_ = r2.CheckSequence(0)
-	if err := r2.CheckSequence(0); !errors.Is(err, ErrSequence) {
-		t.Fatalf("repeat: %v", err)
+	r2.CheckSequence(0)
+	if exp, ok := r2.CheckSequence(0); ok || exp != 1 {
+		t.Fatalf("repeat: expected %d, ok %v; want 1, false", exp, ok)
 	}
 }
 

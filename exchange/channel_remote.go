@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -104,9 +105,21 @@ func (c *remoteChannel) open() {
 	}
 }
 
-// retriable: the producer is not there yet.
+// retriable: the producer is not there yet (docs/architecture.md,
+// "Failure policy", Retries): its partition is not registered, or its
+// address refuses or drops connections. Everything else is permanent and
+// fails the channel at once: a host name that does not resolve, a refused
+// TLS handshake (*AuthError), another protocol version, a duplicate
+// consumer, a released partition, a frame size the producer cannot use.
 func retriable(err error) bool {
-	return errors.Is(err, ErrPartitionNotFound) || errors.Is(err, ErrConnectionLost)
+	if errors.Is(err, ErrPartitionNotFound) {
+		return true
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return false
+	}
+	return errors.Is(err, ErrConnectionLost)
 }
 
 // RequestBuffer implements ChannelHandler.
@@ -146,12 +159,10 @@ func (c *remoteChannel) OnBuffer(b Buffer, seq int32, backlog int) {
 		b.Release()
 		return
 	}
-	if err := c.rc.CheckSequence(seq); err != nil {
+	if expected, ok := c.rc.CheckSequence(seq); !ok {
 		c.mu.Unlock()
 		b.Release()
-		var se *credit.SequenceError
-		errors.As(err, &se)
-		c.OnError(&ProtocolError{Peer: c.spec.Addr, Err: &SequenceError{Channel: c.cid, Expected: se.Expected, Got: se.Got}})
+		c.OnError(&ProtocolError{Peer: c.spec.Addr, Err: &SequenceError{Channel: c.cid, Expected: expected, Got: seq}})
 		return
 	}
 	var giveBack *segment

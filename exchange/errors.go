@@ -3,6 +3,7 @@ package exchange
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/qexchange/qexchange/exchange/wire"
@@ -40,6 +41,10 @@ var (
 	ErrProtocol = errors.New("exchange: protocol error")
 	// ErrFinished: the partition was already finished; no more records.
 	ErrFinished = errors.New("exchange: partition finished")
+	// ErrAuthentication: the TLS handshake with a peer failed: its
+	// certificate is not trusted, it refused ours, or it does not speak
+	// TLS. Permanent: it is never retried.
+	ErrAuthentication = errors.New("exchange: authentication failed")
 )
 
 // ConfigError names the field that is out of range.
@@ -131,12 +136,19 @@ func (e *RemoteError) Is(target error) bool {
 	return false
 }
 
+// Error says what the producer did: "producer 127.0.0.1:7003 refused
+// channel ...: DuplicateReceiver: subpartition 3 of partition ... already
+// has a consumer".
 func (e *RemoteError) Error() string {
-	kind := "channel"
-	if e.Fatal {
-		kind = "connection"
+	verb := "failed"
+	switch e.Code {
+	case wire.CodeDuplicateReceiver, wire.CodeVersionMismatch, wire.CodeInsufficientCapacity:
+		verb = "refused"
 	}
-	return fmt.Sprintf("exchange: remote error from %s (%s %s): %s", e.Peer, kind, e.Channel, e.Message)
+	if e.Fatal {
+		return fmt.Sprintf("exchange: producer %s %s the connection: %s", e.Peer, verb, e.Message)
+	}
+	return fmt.Sprintf("exchange: producer %s %s channel %s: %s", e.Peer, verb, e.Channel, e.Message)
 }
 
 func (e *RemoteError) Unwrap() error { return ErrRemote }
@@ -148,10 +160,34 @@ type ConnectionError struct {
 }
 
 func (e *ConnectionError) Error() string {
+	var (
+		dns *net.DNSError
+		op  *net.OpError
+	)
+	switch {
+	case errors.As(e.Err, &dns) && dns.IsNotFound:
+		return fmt.Sprintf("exchange: cannot connect to %s: host not found: %v", e.Peer, e.Err)
+	case errors.As(e.Err, &op) && op.Op == "dial":
+		return fmt.Sprintf("exchange: cannot connect to %s: %v", e.Peer, e.Err)
+	}
 	return fmt.Sprintf("exchange: connection to %s lost: %v", e.Peer, e.Err)
 }
 
 func (e *ConnectionError) Unwrap() []error { return []error{ErrConnectionLost, e.Err} }
+
+// AuthError reports a refused TLS handshake, naming the peer and the
+// cause (docs/architecture.md, "Failure policy"). It matches
+// ErrAuthentication, not ErrConnectionLost: a channel does not retry it.
+type AuthError struct {
+	Peer string
+	Err  error
+}
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("exchange: TLS handshake with %s refused: %v", e.Peer, e.Err)
+}
+
+func (e *AuthError) Unwrap() []error { return []error{ErrAuthentication, e.Err} }
 
 // ProtocolError reports a protocol violation by a peer.
 type ProtocolError struct {

@@ -259,6 +259,10 @@ func (m *partitionManager) OpenView(req ViewRequest, onAvailable func(*Subpartit
 	}
 	r := &SubpartitionView{part: p, sub: sub, req: req, onAvailable: onAvailable, credit: cs}
 	if err := sub.attach(r.notify); err != nil {
+		if errors.Is(err, ErrAlreadyConsumed) {
+			// The message the consumer reads: say what happened.
+			return nil, fmt.Errorf("subpartition %d of partition %s already has a consumer%.0w", req.Subpartition, req.Partition, err)
+		}
 		return nil, fmt.Errorf("partition %s subpartition %d: %w", req.Partition, req.Subpartition, err)
 	}
 	sub.sendsOverNetwork() // compressed buffers go out as they are (compression.go)

@@ -77,8 +77,8 @@ func TestTLSVerification(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = g.Next(ctx)
-	if !errors.Is(err, exchange.ErrConnectionLost) || !strings.Contains(err.Error(), prod.Addr()) {
-		t.Fatalf("unpinned peer: %v, want a connection error naming %s", err, prod.Addr())
+	if !errors.Is(err, exchange.ErrAuthentication) || !strings.Contains(err.Error(), prod.Addr()) {
+		t.Fatalf("unpinned peer: %v, want an authentication error naming %s", err, prod.Addr())
 	}
 	g.Close()
 

@@ -214,7 +214,7 @@ func (s *clientStream) readHello(fr *frameReader) error {
 	if err != nil {
 		return err
 	}
-	peerMax, err := chanproto.PeerHello(m)
+	peerMax, err := chanproto.PeerHello(m, 0)
 	if err == nil {
 		s.SetPeerMaxFrame(peerMax)
 	}

@@ -4,15 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"net"
-	"os"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/qlogwriter"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
@@ -30,10 +29,17 @@ const (
 	// DefaultWriteGather: see Config.WriteGather.
 	DefaultWriteGather = 200 * time.Microsecond
 	// NoWriteGather makes writers write as soon as they are woken.
-	NoWriteGather             time.Duration = -1
-	DefaultIdleTimeout                      = 30 * time.Second
-	DefaultKeepAlivePeriod                  = 5 * time.Second
-	DefaultMaxIncomingStreams               = 1 << 16
+	NoWriteGather          time.Duration = -1
+	DefaultIdleTimeout                   = 30 * time.Second
+	DefaultKeepAlivePeriod               = 5 * time.Second
+	// DefaultMaxIncomingStreams bounds the streams (channels) one peer
+	// connection may hold open: enough for 8192 channels from one consumer
+	// node, few enough that a peer opening streams without end cannot
+	// exhaust the node's goroutines and memory.
+	DefaultMaxIncomingStreams = 8192
+	// DefaultMaxHandshakingStreams bounds the streams of one connection
+	// that have not yet sent their Hello and PartitionRequest.
+	DefaultMaxHandshakingStreams = 64
 	// DefaultStreamReceiveWindow is the per-stream QUIC receive window
 	// (initial = maximum, so auto-tuning never lags behind credit): 4 MiB,
 	// at least 12 times the data the default credit allows in flight on one
@@ -88,8 +94,14 @@ type Config struct {
 	ConnectionsPerNode int
 
 	// MaxIncomingStreams is the number of concurrent streams (input
-	// channels) a peer may open on one connection (default 1<<16).
+	// channels) a peer may open on one connection (default 8192).
 	MaxIncomingStreams int64
+	// MaxHandshakingStreams bounds the streams of one connection that
+	// are still to send their Hello and PartitionRequest (default 64):
+	// further streams wait to be accepted, so a peer that opens streams
+	// and sends nothing (each is closed after HandshakeTimeout) stalls
+	// only its own connection.
+	MaxHandshakingStreams int
 	// StreamReceiveWindow and ConnectionReceiveWindow are QUIC's flow
 	// control windows (defaults DefaultStreamReceiveWindow and
 	// DefaultConnectionReceiveWindow), sized so that credit, not QUIC flow
@@ -150,6 +162,9 @@ func (c Config) withDefaults(segmentSize int) Config {
 	if c.MaxIncomingStreams == 0 {
 		c.MaxIncomingStreams = DefaultMaxIncomingStreams
 	}
+	if c.MaxHandshakingStreams == 0 {
+		c.MaxHandshakingStreams = DefaultMaxHandshakingStreams
+	}
 	if c.StreamReceiveWindow == 0 {
 		c.StreamReceiveWindow = StreamReceiveWindowFor(segmentSize)
 	}
@@ -178,6 +193,8 @@ func (c Config) validate() error {
 		return configErr("KeepAlivePeriod", c.KeepAlivePeriod, "must be >= 0")
 	case c.MaxIncomingStreams < 0:
 		return configErr("MaxIncomingStreams", c.MaxIncomingStreams, "must be >= 0")
+	case c.MaxHandshakingStreams < 0:
+		return configErr("MaxHandshakingStreams", c.MaxHandshakingStreams, "must be >= 0")
 	case c.UDPBufferSize < 0:
 		return configErr("UDPBufferSize", c.UDPBufferSize, "must be >= 0")
 	}
@@ -200,144 +217,33 @@ func configErr(field string, value any, reason string) error {
 
 // ErrNoVerification: the configuration gives no way to verify the peer
 // (no CA and no pinned fingerprint).
-var ErrNoVerification = fmt.Errorf("%w: quictransport: no way to verify the peer's certificate: set CAFile or RootCAs (CA verification) or PinnedSHA256 (see SelfSigned, DeriveSelfSigned); verification is never skipped", exchange.ErrInvalidConfig)
+var ErrNoVerification = tlsconf.ErrNoVerification
 
 // ErrNoCertificate: the configuration has no certificate to present.
-var ErrNoCertificate = fmt.Errorf("%w: quictransport: no certificate: set Certificate (e.g. from SelfSigned or DeriveSelfSigned) or CertFile and KeyFile; both sides of a connection present one", exchange.ErrInvalidConfig)
+var ErrNoCertificate = tlsconf.ErrNoCertificate
 
-// tlsSetup holds what both TLS roles share.
-type tlsSetup struct {
-	cert       tls.Certificate
-	roots      *x509.CertPool // nil: pins only
-	pins       map[[32]byte]struct{}
-	serverName string
+// tlsOptions is c's TLS material for package tlsconf.
+func (c Config) tlsOptions() tlsconf.Options {
+	return tlsconf.Options{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile, Certificate: c.Certificate,
+		RootCAs: c.RootCAs, PinnedSHA256: c.PinnedSHA256, ServerName: c.ServerName}
 }
 
-func newTLSSetup(c Config) (*tlsSetup, error) {
-	s := &tlsSetup{serverName: c.ServerName, pins: make(map[[32]byte]struct{}, len(c.PinnedSHA256))}
-	switch {
-	case c.Certificate != nil:
-		s.cert = *c.Certificate
-	case c.CertFile != "" || c.KeyFile != "":
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, configErr("CertFile", c.CertFile+" / "+c.KeyFile, err.Error())
-		}
-		s.cert = cert
-	default:
-		return nil, ErrNoCertificate
-	}
-	if len(s.cert.Certificate) == 0 {
-		return nil, ErrNoCertificate
-	}
-	for _, p := range c.PinnedSHA256 {
-		s.pins[p] = struct{}{}
-	}
-	if c.RootCAs != nil {
-		s.roots = c.RootCAs.Clone()
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, configErr("CAFile", c.CAFile, err.Error())
-		}
-		if s.roots == nil {
-			s.roots = x509.NewCertPool()
-		}
-		if !s.roots.AppendCertsFromPEM(pem) {
-			return nil, configErr("CAFile", c.CAFile, "holds no PEM certificate")
-		}
-	}
-	if s.roots == nil && len(s.pins) == 0 {
-		return nil, ErrNoVerification
-	}
-	return s, nil
+// Fingerprint returns the SHA-256 of cert's leaf certificate (DER), the
+// value Config.PinnedSHA256 lists (see tlsconf.Fingerprint).
+func Fingerprint(cert *tls.Certificate) [32]byte { return tlsconf.Fingerprint(cert) }
+
+// SelfSigned creates an ephemeral self-signed certificate for hosts and
+// returns it with its fingerprint (see tlsconf.SelfSigned).
+func SelfSigned(hosts ...string) (tls.Certificate, [32]byte, error) {
+	return tlsconf.SelfSigned(hosts...)
 }
 
-// verify accepts rawCerts (the peer's chain, leaf first) if the leaf is
-// pinned or the chain verifies against the CAs. serverName is checked
-// against a server certificate verified by CA ("" for client
-// certificates).
-func (s *tlsSetup) verify(rawCerts [][]byte, isServerCert bool, serverName string) error {
-	role := "client"
-	if isServerCert {
-		role = "server"
-	}
-	if len(rawCerts) == 0 {
-		return fmt.Errorf("quictransport: the %s presented no certificate", role)
-	}
-	fp := fingerprintDER(rawCerts[0])
-	if _, ok := s.pins[fp]; ok {
-		return nil
-	}
-	if s.roots == nil {
-		return fmt.Errorf("quictransport: %s certificate (sha256 %x) is not pinned", role, fp)
-	}
-	certs := make([]*x509.Certificate, len(rawCerts))
-	for i, der := range rawCerts {
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			return fmt.Errorf("quictransport: %s certificate: %w", role, err)
-		}
-		certs[i] = c
-	}
-	opts := x509.VerifyOptions{Roots: s.roots, Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	if isServerCert {
-		opts.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		opts.DNSName = serverName
-	}
-	for _, c := range certs[1:] {
-		opts.Intermediates.AddCert(c)
-	}
-	if _, err := certs[0].Verify(opts); err != nil {
-		how := "not signed by a trusted CA"
-		if len(s.pins) > 0 {
-			how = "neither pinned nor signed by a trusted CA"
-		}
-		return fmt.Errorf("quictransport: %s certificate (sha256 %x) is %s: %w", role, fp, how, err)
-	}
-	return nil
-}
-
-// serverConfig returns the TLS configuration for accepting connections
-// of the protocols alpns.
-func (s *tlsSetup) serverConfig(alpns ...string) *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{s.cert},
-		NextProtos:   alpns,
-		// The client's certificate is required and verified below, by pin
-		// or CA; crypto/tls's own chain check cannot do pins.
-		ClientAuth: tls.RequireAnyClientCert,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			return s.verify(raw, false, "")
-		},
-	}
-}
-
-// clientConfig returns the TLS configuration for dialing host with the
-// application protocol alpn.
-func (s *tlsSetup) clientConfig(host, alpn string) *tls.Config {
-	name := s.serverName
-	if name == "" {
-		name = host
-	}
-	cert := s.cert
-	return &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return &cert, nil
-		},
-		NextProtos: []string{alpn},
-		ServerName: name,
-		// Not skipped: crypto/tls's built-in check is replaced by
-		// VerifyPeerCertificate, which verifies by pin or CA (with the
-		// server name) and fails the handshake otherwise.
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			return s.verify(raw, true, name)
-		},
-	}
+// DeriveSelfSigned derives a self-signed certificate deterministically
+// from secret, so that nodes given the same secret pin each other (see
+// tlsconf.DeriveSelfSigned). Anyone who knows the secret can impersonate
+// a node: treat it as a key.
+func DeriveSelfSigned(secret string) (tls.Certificate, [32]byte, error) {
+	return tlsconf.DeriveSelfSigned(secret)
 }
 
 // quicConfig returns quic-go's configuration for one side; the tracer

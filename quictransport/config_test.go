@@ -15,7 +15,7 @@ import (
 func TestConfigDefaultsAndValidation(t *testing.T) {
 	d := Config{}.withDefaults(32 << 10)
 	if d.ConnectionsPerNode != 1 || d.HandshakeTimeout != DefaultHandshakeTimeout || d.IdleTimeout != DefaultIdleTimeout ||
-		d.KeepAlivePeriod != DefaultKeepAlivePeriod || d.MaxIncomingStreams != DefaultMaxIncomingStreams ||
+		d.KeepAlivePeriod != DefaultKeepAlivePeriod || d.MaxIncomingStreams != DefaultMaxIncomingStreams || d.MaxHandshakingStreams != DefaultMaxHandshakingStreams ||
 		d.StreamReceiveWindow != StreamReceiveWindowFor(32<<10) || d.UDPBufferSize != DefaultUDPBufferSize ||
 		d.WriteGather != DefaultWriteGather {
 		t.Errorf("defaults %+v", d)
@@ -43,6 +43,7 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 		{"negative idle", Config{IdleTimeout: -time.Second}, "quictransport.IdleTimeout"},
 		{"negative keepalive", Config{KeepAlivePeriod: -time.Second}, "quictransport.KeepAlivePeriod"},
 		{"negative streams", Config{MaxIncomingStreams: -1}, "quictransport.MaxIncomingStreams"},
+		{"negative handshaking streams", Config{MaxHandshakingStreams: -1}, "quictransport.MaxHandshakingStreams"},
 		{"negative UDP buffer", Config{UDPBufferSize: -1}, "quictransport.UDPBufferSize"},
 		{"extra protocol", Config{ExtraProtocols: map[string]func(*quic.Conn){"rpc/1": serve}}, ""},
 		{"extra protocol is the exchange's", Config{ExtraProtocols: map[string]func(*quic.Conn){ALPN: serve}}, "quictransport.ExtraProtocols"},

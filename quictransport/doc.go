@@ -81,7 +81,10 @@
 // fails every channel on it with a *exchange.ConnectionError naming the
 // peer; a node that closes its transport sends CONNECTION_CLOSE first, so
 // its peers fail at once instead of after the idle timeout. A failed dial
-// is a *exchange.ConnectionError too (the model retries with backoff).
+// is a *exchange.ConnectionError too (the model retries with backoff),
+// except a refused TLS handshake (a certificate not pinned or not signed
+// by a trusted CA, on either side): that is an *exchange.AuthError naming
+// the peer, which is not retried.
 // Channels of a transport that is being closed fail with ErrClosed.
 //
 // # Flow control: credit binds, not QUIC

@@ -6,6 +6,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 )
 
 // ConnTo returns the connection tr (a QUIC transport) holds to addr, or
@@ -23,11 +24,11 @@ func ConnTo(tr exchange.Transport, addr string) *quic.Conn {
 // use for cfg, for raw quic-go baselines with the same settings.
 func RawConfigs(cfg Config, segmentSize int) (server, client *tls.Config, serverQUIC, clientQUIC *quic.Config, err error) {
 	cfg = cfg.withDefaults(segmentSize)
-	ts, err := newTLSSetup(cfg)
+	ts, err := tlsconf.New("quictransport", cfg.tlsOptions())
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	return ts.serverConfig(ALPN), ts.clientConfig("127.0.0.1", ALPN), cfg.quicConfig(true, nil), cfg.quicConfig(false, nil), nil
+	return ts.ServerConfig(ALPN), ts.ClientConfig("127.0.0.1", ALPN), cfg.quicConfig(true, nil), cfg.quicConfig(false, nil), nil
 }
 
 // Conns returns the number of client connections tr (a QUIC transport)

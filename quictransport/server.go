@@ -116,6 +116,9 @@ type serverStream struct {
 
 	finalSent atomic.Bool // the last ErrorResponse and FIN are out
 	urgent    bool        // writer only
+	// handshook frees the stream's handshake slot (serveConn), once:
+	// when the request was read or refused, or serve ended.
+	handshook func()
 }
 
 func newServerStream(t *Transport, w *connWriter, str *quic.Stream, peer string, log zerolog.Logger) *serverStream {
@@ -130,6 +133,9 @@ func newServerStream(t *Transport, w *connWriter, str *quic.Stream, peer string,
 func serverAccepts(id wire.MsgID) bool { return !clientAccepts(id) }
 
 func (s *serverStream) serve() {
+	if s.handshook != nil {
+		defer s.handshook() // if the handshake did not get that far
+	}
 	opts := s.t.opts
 	fr := newFrameReader(s.str, opts)
 	hello := wire.NewHello(opts)
@@ -139,6 +145,9 @@ func (s *serverStream) serve() {
 	}
 	_ = s.str.SetReadDeadline(time.Now().Add(s.t.cfg.HandshakeTimeout))
 	req, peerMax, err := s.readRequest(fr)
+	if s.handshook != nil {
+		s.handshook()
+	}
 	if err != nil {
 		s.refuse(err)
 		return
@@ -169,7 +178,7 @@ func (s *serverStream) readRequest(fr *frameReader) (wire.PartitionRequest, int,
 	if err != nil {
 		return wire.PartitionRequest{}, 0, err
 	}
-	peerMax, err := chanproto.PeerHello(m)
+	peerMax, err := chanproto.PeerHello(m, s.t.opts.MaxFrameSize)
 	if err != nil {
 		return wire.PartitionRequest{}, 0, err
 	}
@@ -186,10 +195,8 @@ func (s *serverStream) readRequest(fr *frameReader) (wire.PartitionRequest, int,
 // refuse ends a stream whose opening failed: bad input gets an
 // ErrorResponse first.
 func (s *serverStream) refuse(err error) {
-	code := wire.CodeProtocol
+	code := chanproto.ErrorCode(err)
 	switch {
-	case errors.Is(err, wire.ErrVersionMismatch):
-		code = wire.CodeVersionMismatch
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		err = fmt.Errorf("%w: no Hello and PartitionRequest within %v", wire.ErrTruncated, s.t.cfg.HandshakeTimeout)
 	case errors.Is(err, wire.ErrProtocol):

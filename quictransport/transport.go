@@ -17,6 +17,7 @@ import (
 
 	"github.com/qexchange/qexchange/exchange"
 	"github.com/qexchange/qexchange/exchange/chanproto"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
@@ -64,7 +65,7 @@ func New(cfg Config) exchange.TransportFactory {
 type Transport struct {
 	cfg    Config
 	log    zerolog.Logger
-	tls    *tlsSetup
+	tls    *tlsconf.Setup
 	opts   wire.Options
 	segSz  int
 	pc     net.PacketConn
@@ -92,7 +93,7 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	ts, err := newTLSSetup(cfg)
+	ts, err := tlsconf.New("quictransport", cfg.tlsOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +169,9 @@ func (t *Transport) Listen(_ context.Context, provider exchange.ViewProvider) er
 	for p := range t.cfg.ExtraProtocols {
 		alpns = append(alpns, p)
 	}
-	ln, err := t.tr.Listen(t.tls.serverConfig(alpns...), t.quicConfig(true))
+	ln, err := t.tr.Listen(t.tls.ServerConfigLogging(func(peer string, err error) {
+		t.log.Warn().Err(err).Str("peer", peer).Msg("TLS handshake refused")
+	}, alpns...), t.quicConfig(true))
 	if err != nil {
 		return fmt.Errorf("quictransport: listen: %w", err)
 	}
@@ -285,13 +288,25 @@ func (t *Transport) serveConn(c *quic.Conn) {
 	if !t.goTracked(w.loop) {
 		return
 	}
+	// A slot per stream still in its handshake (MaxHandshakingStreams):
+	// when they are all taken, the next stream waits to be accepted.
+	handshaking := make(chan struct{}, t.cfg.MaxHandshakingStreams)
 	for {
+		select {
+		case handshaking <- struct{}{}:
+		case <-c.Context().Done():
+			log.Debug().Err(context.Cause(c.Context())).Msg("connection ended")
+			return
+		case <-t.ctx.Done():
+			return
+		}
 		str, err := c.AcceptStream(t.ctx)
 		if err != nil {
 			log.Debug().Err(err).Msg("connection ended")
 			return
 		}
 		s := newServerStream(t, w, str, peer, log)
+		s.handshook = sync.OnceFunc(func() { <-handshaking })
 		if !t.goTracked(s.serve) {
 			str.CancelRead(StreamCodeCancelled)
 			str.CancelWrite(StreamCodeCancelled)
@@ -306,6 +321,11 @@ func (t *Transport) serveConn(c *quic.Conn) {
 func (t *Transport) connError(peer string, err error) error {
 	if t.isClosed() {
 		return fmt.Errorf("quictransport: connection to %s: %w", peer, exchange.ErrClosed)
+	}
+	var te *quic.TransportError
+	if (errors.As(err, &te) && te.ErrorCode.IsCryptoError()) || tlsconf.IsHandshakeFailure(err) {
+		// A refused TLS handshake (pin, CA, ALPN): permanent, not retried.
+		return &exchange.AuthError{Peer: peer, Err: err}
 	}
 	return &exchange.ConnectionError{Peer: peer, Err: err}
 }
@@ -344,7 +364,7 @@ func (t *Transport) dial(ctx context.Context, addr, alpn string) (*quic.Conn, er
 	if err != nil {
 		return nil, fmt.Errorf("quictransport: bad address %q: %w", addr, err)
 	}
-	return t.DialQUIC(ctx, addr, t.tls.clientConfig(host, alpn), t.quicConfig(false))
+	return t.DialQUIC(ctx, addr, t.tls.ClientConfig(host, alpn), t.quicConfig(false))
 }
 
 // DialQUIC dials addr over the node's UDP socket with the caller's TLS

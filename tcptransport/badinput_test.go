@@ -23,7 +23,9 @@ func rawHeader(length uint32, magic uint32, id byte) []byte {
 // TestServerBadInput sends crafted frames on a raw connection to a
 // server that is also serving a healthy channel. Each time the server
 // must log an error naming the peer, close the bad connection, and keep
-// the healthy channel flowing; nothing leaks.
+// the healthy channel flowing; nothing leaks. Violations that belong to
+// one channel (AddCredit <= 0, a task event for another partition) fail
+// only that channel: exchange/chanproto's TestFailurePolicy covers them.
 func TestServerBadInput(t *testing.T) {
 	maxFrame := wire.MaxFrameSizeFor(testSegment)
 	type env struct {
@@ -57,14 +59,6 @@ func TestServerBadInput(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "truncated frame", wire.CodeProtocol},
-		{"AddCreditZero", true, func(t *testing.T, e env, c *rawClient) {
-			id := wire.ID(exchange.NewChannelID())
-			c.write(t, request(e, c, 0, id, 1), c.frame(&wire.AddCredit{ReceiverID: id, Credit: 0}))
-		}, "AddCredit.credit = 0", wire.CodeProtocol},
-		{"AddCreditNegative", true, func(t *testing.T, e env, c *rawClient) {
-			id := wire.ID(exchange.NewChannelID())
-			c.write(t, request(e, c, 1, id, 1), c.frame(&wire.AddCredit{ReceiverID: id, Credit: -3}))
-		}, "AddCredit.credit = -3", wire.CodeProtocol},
 		{"AddCreditUnknownReceiver", true, func(t *testing.T, e env, c *rawClient) {
 			c.write(t, c.frame(&wire.AddCredit{ReceiverID: wire.ID(exchange.NewChannelID()), Credit: 5}))
 		}, "AddCredit for unknown receiver", wire.CodeProtocol},
@@ -132,4 +126,46 @@ func TestServerBadInput(t *testing.T) {
 			checkG()
 		})
 	}
+}
+
+// TestHelloFrameTooSmall: a client whose Hello accepts frames smaller
+// than the producer sends is refused at the handshake, before its
+// PartitionRequest touches the partition, which a real consumer then
+// reads in full.
+func TestHelloFrameTooSmall(t *testing.T) {
+	checkG := transporttest.CheckGoroutines(t)
+	ctx := testCtx(t, 30*time.Second)
+	var log logBuf
+	prod, cons := newEnv(t, Config{}, &log), newEnv(t, Config{}, nil)
+	p, err := prod.CreatePartition(exchange.PartitionConfig{Subpartitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.EmitTo(ctx, 0, []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, prod.Addr(), false)
+	h := wire.NewHello(c.o)
+	h.MaxFrameSize = wire.MinMaxFrameSize
+	c.write(t, c.frame(h), c.frame(&wire.PartitionRequest{PartitionID: wire.ID(p.ID()), ReceiverID: wire.ID(exchange.NewChannelID()), Credit: 2}))
+	fatal := c.expectClosed(t)
+	if fatal == nil || fatal.Code != wire.CodeInsufficientCapacity || !strings.Contains(fatal.Message, "SegmentSize") {
+		t.Fatalf("fatal ErrorResponse %+v, want InsufficientCapacity naming SegmentSize", fatal)
+	}
+	g, err := cons.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID(), Addr: prod.Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := g.Next(ctx)
+	if err != nil || string(e.Record) != "kept" {
+		t.Fatalf("the real consumer got %q, %v", e.Record, err)
+	}
+	g.Close()
+	p.Release()
+	prod.Close()
+	cons.Close()
+	checkG()
 }

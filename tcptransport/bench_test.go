@@ -91,10 +91,10 @@ type transportRun struct {
 	sub        int
 }
 
-func newTransportRun(b *testing.B) *transportRun {
+func newTransportRun(b *testing.B, cfg Config) *transportRun {
 	env := func() *exchange.Environment {
 		e, err := exchange.NewEnvironment(context.Background(), exchange.Config{
-			NetworkMemory: 32 << 20, SegmentSize: benchSegment, Transport: New(Config{}),
+			NetworkMemory: 32 << 20, SegmentSize: benchSegment, Transport: New(cfg),
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -161,8 +161,10 @@ func (tr *transportRun) close() {
 // BenchmarkTransport32KiB64Channels compares the transport with the raw
 // limit of the same loopback: "raw" writes 32 KiB chunks to a plain TCP
 // connection, "transport" moves full 32 KiB buffers through 64 channels
-// on one connection; both report MB/s per 32 KiB moved. "ratio" moves
-// the same 128 MiB both ways per iteration and reports transport/raw.
+// on one connection, "transport-tls" the same with mutual TLS; all report
+// MB/s per 32 KiB moved. "ratio" moves the same 128 MiB both ways per
+// iteration and reports transport/raw; "tls-ratio" moves 128 MiB through
+// the plain and the TLS transport per iteration and reports tls/plain.
 //
 //	go test -run '^$' -bench Transport32KiB64Channels -benchmem ./tcptransport/
 func BenchmarkTransport32KiB64Channels(b *testing.B) {
@@ -175,7 +177,7 @@ func BenchmarkTransport32KiB64Channels(b *testing.B) {
 		rr.move(b, b.N)
 	})
 	b.Run("transport", func(b *testing.B) {
-		tr := newTransportRun(b)
+		tr := newTransportRun(b, Config{})
 		defer tr.close()
 		b.SetBytes(benchSegment)
 		b.ReportAllocs()
@@ -188,31 +190,52 @@ func BenchmarkTransport32KiB64Channels(b *testing.B) {
 			b.ReportMetric(float64(cs.ClientWrites)/float64(cs.BuffersReceived), "creditwrites/buf")
 		}
 	})
+	b.Run("transport-tls", func(b *testing.B) {
+		tr := newTransportRun(b, tlsConfig(b))
+		defer tr.close()
+		b.SetBytes(benchSegment)
+		b.ReportAllocs()
+		b.ResetTimer()
+		tr.move(b, b.N)
+	})
+	b.Run("tls-ratio", func(b *testing.B) {
+		plain := newTransportRun(b, Config{})
+		defer plain.close()
+		secure := newTransportRun(b, tlsConfig(b))
+		defer secure.close()
+		compareMoves(b, "plain", plain.move, "tls", secure.move)
+	})
 	b.Run("ratio", func(b *testing.B) {
-		const n = 4096 // 128 MiB
 		rr := newRawRun(b)
 		defer rr.close()
-		tr := newTransportRun(b)
+		tr := newTransportRun(b, Config{})
 		defer tr.close()
-		b.ResetTimer()
-		var raw, trans, rawCPU, transCPU time.Duration
-		for range b.N {
-			c0 := cpuTime()
-			raw += rr.move(b, n)
-			c1 := cpuTime()
-			trans += tr.move(b, n)
-			rawCPU, transCPU = rawCPU+c1-c0, transCPU+cpuTime()-c1
-		}
-		mb := float64(n*benchSegment*b.N) / 1e6
-		kib := float64(n * b.N * benchSegment / 1024)
-		b.ReportMetric(mb/raw.Seconds(), "raw-MB/s")
-		b.ReportMetric(mb/trans.Seconds(), "transport-MB/s")
-		b.ReportMetric(raw.Seconds()/trans.Seconds(), "transport/raw")
-		// CPU (user+system, whole process) per KiB: on a shared or busy
-		// machine the fairer comparison.
-		b.ReportMetric(float64(rawCPU.Nanoseconds())/kib, "raw-cpu-ns/KiB")
-		b.ReportMetric(float64(transCPU.Nanoseconds())/kib, "transport-cpu-ns/KiB")
+		compareMoves(b, "raw", rr.move, "transport", tr.move)
 	})
+}
+
+// compareMoves moves the same 128 MiB with x and then with y in every
+// iteration and reports both rates, y/x, and the CPU (user+system, whole
+// process) per KiB of each: on a shared or busy machine the fairer
+// comparison.
+func compareMoves(b *testing.B, xName string, x func(*testing.B, int) time.Duration, yName string, y func(*testing.B, int) time.Duration) {
+	const n = 4096 // 128 MiB
+	b.ResetTimer()
+	var xd, yd, xCPU, yCPU time.Duration
+	for range b.N {
+		c0 := cpuTime()
+		xd += x(b, n)
+		c1 := cpuTime()
+		yd += y(b, n)
+		xCPU, yCPU = xCPU+c1-c0, yCPU+cpuTime()-c1
+	}
+	mb := float64(n*benchSegment*b.N) / 1e6
+	kib := float64(n * b.N * benchSegment / 1024)
+	b.ReportMetric(mb/xd.Seconds(), xName+"-MB/s")
+	b.ReportMetric(mb/yd.Seconds(), yName+"-MB/s")
+	b.ReportMetric(xd.Seconds()/yd.Seconds(), yName+"/"+xName)
+	b.ReportMetric(float64(xCPU.Nanoseconds())/kib, xName+"-cpu-ns/KiB")
+	b.ReportMetric(float64(yCPU.Nanoseconds())/kib, yName+"-cpu-ns/KiB")
 }
 
 // cpuTime is the process's user+system CPU time.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/qexchange/qexchange/exchange"
 	"github.com/qexchange/qexchange/exchange/chanproto"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
@@ -71,8 +72,11 @@ func (c *clientConn) connError(cause error) error {
 		}
 		return &exchange.ProtocolError{Peer: c.addr, Err: cause}
 	}
-	var re *exchange.RemoteError
-	if errors.As(cause, &re) {
+	var (
+		re *exchange.RemoteError
+		ae *exchange.AuthError
+	)
+	if errors.As(cause, &re) || errors.As(cause, &ae) {
 		return cause
 	}
 	return &exchange.ConnectionError{Peer: c.addr, Err: cause}
@@ -132,6 +136,9 @@ func (c *clientConn) connect() (net.Conn, *frameReader, int, error) {
 	// Close aborts the handshake by closing nc: watch t.ctx meanwhile.
 	stop := context.AfterFunc(t.ctx, func() { nc.Close() })
 	defer stop()
+	if nc, err = c.clientTLS(t.ctx, nc); err != nil {
+		return nil, nil, 0, err
+	}
 	_ = nc.SetDeadline(time.Now().Add(t.cfg.ConnectTimeout))
 	hello := wire.AppendFrame(nil, wire.NewHello(t.wopts), t.wopts)
 	if _, err := nc.Write(hello); err != nil {
@@ -143,6 +150,11 @@ func (c *clientConn) connect() (net.Conn, *frameReader, int, error) {
 	m, err := rd.Next()
 	if err != nil {
 		nc.Close()
+		if t.tls != nil && tlsconf.IsHandshakeFailure(err) {
+			// TLS 1.3: the server's refusal of our certificate arrives
+			// with the first read.
+			return nil, nil, 0, &exchange.AuthError{Peer: c.addr, Err: err}
+		}
 		if isProtocolErr(err) {
 			return nil, nil, 0, &exchange.ProtocolError{Peer: c.addr, Err: fmt.Errorf("handshake: %w", err)}
 		}
@@ -154,7 +166,7 @@ func (c *clientConn) connect() (net.Conn, *frameReader, int, error) {
 		msg.Fatal = true
 		return nil, nil, 0, exchange.ErrorFromWire(c.addr, exchange.PartitionID{}, &msg)
 	}
-	peerMax, err := chanproto.PeerHello(m)
+	peerMax, err := chanproto.PeerHello(m, 0)
 	if err != nil {
 		if m.ID() == wire.IDHello { // a Hello we cannot speak: say why
 			t.writeFatal(nc, fatalCode(err), err)

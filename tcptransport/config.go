@@ -2,6 +2,8 @@ package tcptransport
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 )
 
 // Name is the name the transport registers under ("tcp").
@@ -22,10 +25,17 @@ const (
 	DefaultConnectTimeout     = 10 * time.Second
 	DefaultKeepAlive          = 15 * time.Second
 	DefaultWriteBatchBytes    = 256 << 10
+	// Bounds of a server (docs/architecture.md, "Failure policy"): sized
+	// for a stock Linux host, whose Go processes may open some thousands
+	// of descriptors.
+	DefaultMaxConnections           = 1024
+	DefaultMaxConnectionsPerAddress = 128
+	DefaultIdleConnectionTimeout    = time.Minute
+	DefaultMaxControlBytes          = 1 << 20
 )
 
 // Config configures the TCP transport. Every zero value means the
-// documented default.
+// documented default; TLS is off unless TLS material is set.
 type Config struct {
 	// PortRange, "lo-hi", makes Listen take the first free port of the
 	// range on the host of TransportOptions.ListenAddr (whose port is then
@@ -60,6 +70,69 @@ type Config struct {
 	// into one write system call (default 256 KiB). At least one frame is
 	// always written.
 	WriteBatchBytes int
+
+	// MaxConnections bounds the connections a node serves at once
+	// (default 1024) and MaxConnectionsPerAddress those from one remote IP
+	// address (default 128); a connection above either is closed as soon
+	// as it is accepted, so a flood of connections leaves descriptors for
+	// healthy consumers.
+	MaxConnections, MaxConnectionsPerAddress int
+	// IdleConnectionTimeout closes a served connection that holds no
+	// channel for this long (default 1 min; negative: never), so that
+	// connections that only sent a Hello do not pile up. It must exceed
+	// the consumers' partition request backoff.
+	IdleConnectionTimeout time.Duration
+	// MaxControlBytes bounds the control frames (refusals of partition
+	// requests) queued on a served connection whose peer does not read
+	// them (default 1 MiB); reaching it closes that connection.
+	MaxControlBytes int
+
+	// Mutual TLS 1.3, opt-in: without any of these fields the transport
+	// runs in plain text, for trusted networks only (anyone who can reach
+	// the port can read a partition). With any of them set, every
+	// connection starts with a TLS handshake (ALPN "qexchange-tcp/1")
+	// before any frame, both sides present a certificate and both verify
+	// the peer's, as quictransport does: the certificate is Certificate,
+	// or loaded from CertFile and KeyFile; the peer is accepted when its
+	// leaf's SHA-256 is in PinnedSHA256 (see SelfSigned,
+	// DeriveSelfSigned) or its chain verifies against RootCAs plus
+	// CAFile. A configuration with TLS material but no certificate or no
+	// way to verify fails in New's factory: verification is never
+	// skipped. ServerName is checked against a server certificate
+	// verified by CA (default: the host of the dialed address).
+	CertFile, KeyFile, CAFile string
+	Certificate               *tls.Certificate
+	RootCAs                   *x509.CertPool
+	PinnedSHA256              [][32]byte
+	ServerName                string
+}
+
+// ALPN is the TLS application protocol of the exchange over TCP; it
+// differs from QUIC's, whose frames omit the receiverId.
+const ALPN = "qexchange-tcp/1"
+
+// tlsOptions is cfg's TLS material for package tlsconf.
+func (cfg Config) tlsOptions() tlsconf.Options {
+	return tlsconf.Options{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, CAFile: cfg.CAFile, Certificate: cfg.Certificate,
+		RootCAs: cfg.RootCAs, PinnedSHA256: cfg.PinnedSHA256, ServerName: cfg.ServerName}
+}
+
+// Fingerprint returns the SHA-256 of cert's leaf certificate (DER), the
+// value Config.PinnedSHA256 lists (see tlsconf.Fingerprint).
+func Fingerprint(cert *tls.Certificate) [32]byte { return tlsconf.Fingerprint(cert) }
+
+// SelfSigned creates an ephemeral self-signed certificate for hosts and
+// returns it with its fingerprint (see tlsconf.SelfSigned).
+func SelfSigned(hosts ...string) (tls.Certificate, [32]byte, error) {
+	return tlsconf.SelfSigned(hosts...)
+}
+
+// DeriveSelfSigned derives a self-signed certificate deterministically
+// from secret, so that nodes given the same secret pin each other (see
+// tlsconf.DeriveSelfSigned). Anyone who knows the secret can impersonate
+// a node: treat it as a key.
+func DeriveSelfSigned(secret string) (tls.Certificate, [32]byte, error) {
+	return tlsconf.DeriveSelfSigned(secret)
 }
 
 // DialFunc and ListenFunc let the transport's sockets be created
@@ -100,11 +173,24 @@ func (cfg Config) withDefaults() Config {
 	if cfg.WriteBatchBytes == 0 {
 		cfg.WriteBatchBytes = DefaultWriteBatchBytes
 	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxConnectionsPerAddress == 0 {
+		cfg.MaxConnectionsPerAddress = DefaultMaxConnectionsPerAddress
+	}
+	if cfg.IdleConnectionTimeout == 0 {
+		cfg.IdleConnectionTimeout = DefaultIdleConnectionTimeout
+	}
+	if cfg.MaxControlBytes == 0 {
+		cfg.MaxControlBytes = DefaultMaxControlBytes
+	}
 	return cfg
 }
 
-// validate checks cfg after withDefaults (a negative KeepAlive is valid:
-// it disables keepalive) and parses its port range.
+// validate checks cfg after withDefaults (a negative KeepAlive or
+// IdleConnectionTimeout is valid: it disables them) and parses its port
+// range.
 func (cfg Config) validate() (portRange, error) {
 	switch {
 	case cfg.ConnectionsPerNode < 1 || cfg.ConnectionsPerNode > MaxConnectionsPerNode:
@@ -117,6 +203,12 @@ func (cfg Config) validate() (portRange, error) {
 		return portRange{}, configErr("ReceiveBuffer", cfg.ReceiveBuffer, "must be >= 0")
 	case cfg.WriteBatchBytes < 0:
 		return portRange{}, configErr("WriteBatchBytes", cfg.WriteBatchBytes, "must be >= 0")
+	case cfg.MaxConnections < 0:
+		return portRange{}, configErr("MaxConnections", cfg.MaxConnections, "must be >= 0")
+	case cfg.MaxConnectionsPerAddress < 0:
+		return portRange{}, configErr("MaxConnectionsPerAddress", cfg.MaxConnectionsPerAddress, "must be >= 0")
+	case cfg.MaxControlBytes < 0:
+		return portRange{}, configErr("MaxControlBytes", cfg.MaxControlBytes, "must be >= 0")
 	case cfg.PortRange == "":
 		return portRange{}, nil
 	}

@@ -10,7 +10,9 @@ import (
 
 func TestConfigDefaultsAndValidation(t *testing.T) {
 	d := Config{}.withDefaults()
-	if d.ConnectionsPerNode != 1 || d.ConnectTimeout != DefaultConnectTimeout || d.KeepAlive != DefaultKeepAlive || d.WriteBatchBytes != DefaultWriteBatchBytes {
+	if d.ConnectionsPerNode != 1 || d.ConnectTimeout != DefaultConnectTimeout || d.KeepAlive != DefaultKeepAlive || d.WriteBatchBytes != DefaultWriteBatchBytes ||
+		d.MaxConnections != DefaultMaxConnections || d.MaxConnectionsPerAddress != DefaultMaxConnectionsPerAddress ||
+		d.IdleConnectionTimeout != DefaultIdleConnectionTimeout || d.MaxControlBytes != DefaultMaxControlBytes {
 		t.Errorf("defaults %+v", d)
 	}
 	for _, c := range []struct {
@@ -29,6 +31,10 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 		{"negative batch", Config{WriteBatchBytes: -1}, "tcptransport.WriteBatchBytes"},
 		{"bad port range", Config{PortRange: "9-3"}, "tcptransport.PortRange"},
 		{"port range", Config{PortRange: "7000-7010"}, ""},
+		{"idle timeout off", Config{IdleConnectionTimeout: -1}, ""},
+		{"negative connection cap", Config{MaxConnections: -1}, "tcptransport.MaxConnections"},
+		{"negative per-address cap", Config{MaxConnectionsPerAddress: -1}, "tcptransport.MaxConnectionsPerAddress"},
+		{"negative control bytes", Config{MaxControlBytes: -1}, "tcptransport.MaxControlBytes"},
 	} {
 		_, err := c.cfg.withDefaults().validate()
 		if c.field == "" {

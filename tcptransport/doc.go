@@ -62,6 +62,37 @@
 // default): headers go into one reused byte slice, payloads are written
 // from the network buffers themselves and released once written.
 //
+// # TLS
+//
+// Plain text is the default, for trusted networks only: anyone who can
+// reach the port can read a partition. Setting any TLS field of Config
+// (Certificate or CertFile/KeyFile, PinnedSHA256, RootCAs or CAFile)
+// turns on mutual TLS 1.3 (package exchange/tlsconf, shared with
+// quictransport): every connection starts with a TLS handshake (ALPN
+// "qexchange-tcp/1") before any frame, both sides present a certificate,
+// and each verifies the other's by pinned SHA-256 or by CA; verification
+// is never skipped. DeriveSelfSigned makes the certificate from a shared
+// secret, so that nodes given the secret pin each other. A refused
+// handshake is logged on the server as a warning naming the peer and the
+// reason, a plain-text client gets a fatal ErrorResponse saying the node
+// requires TLS, and the consumer's channels fail at once, without
+// retries, with an *exchange.AuthError (exchange.ErrAuthentication)
+// naming the peer. The writer's batches are sealed into TLS records that
+// go out in one write per batch.
+//
+// # Bounds
+//
+// A server holds at most MaxConnections connections (default 1024) and
+// MaxConnectionsPerAddress from one remote IP (default 128): one above is
+// closed as soon as it is accepted (Stats.ConnectionsRefused; a warning at
+// most once a second). A connection that holds no channel for
+// IdleConnectionTimeout (default 1 min) is closed, so that connections
+// that only said Hello do not pile up; one with a channel never is. A
+// peer that provokes refusals and does not read them has its connection
+// closed when MaxControlBytes (default 1 MiB) are queued. A Hello whose
+// maximum frame size is below what the node sends is refused before any
+// partition is touched.
+//
 // # Head-of-line blocking
 //
 // All channels between two nodes share one TCP byte stream. Credit keeps a
@@ -99,14 +130,14 @@
 // policy"). Closing the transport fails
 // the remaining channels with an error wrapping exchange.ErrClosed.
 //
-// A violation on the server that belongs to one channel (an AddCredit
-// that overflows the channel's credit, a task event for another
-// partition) fails that channel only: it is logged as a warning naming the
+// A violation on the server that belongs to one channel (an AddCredit of
+// 0 or less or one that overflows the channel's credit, a task event for
+// another partition) fails that channel only: it is logged as a warning naming the
 // peer and answered with a non-fatal ErrorResponse (CodeProtocol), and the
 // connection's other channels go on, as on QUIC. Bad input that breaks
 // the framing or names no channel (wrong magic, unknown message id, a
 // frame above the maximum size, a truncated frame, a field the codec
-// refuses such as credit of 0 or less, unknown or duplicate receiverIds,
+// refuses, unknown or duplicate receiverIds,
 // another protocol version) is logged the same way, answered with a fatal
 // ErrorResponse, and closes that connection only; its views are released,
 // and other connections go on.

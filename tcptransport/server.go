@@ -1,9 +1,11 @@
 package tcptransport
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -59,17 +61,20 @@ func newServerConn(t *Transport, nc net.Conn, p exchange.ViewProvider) *serverCo
 // errDuplicateReceiver: a second PartitionRequest for an active receiverId.
 var errDuplicateReceiver = fmt.Errorf("%w: duplicate receiverId", wire.ErrProtocol)
 
+// errIdle: the connection held no channel for IdleConnectionTimeout.
+var errIdle = errors.New("tcptransport: idle connection")
+
+// errControlFlood: the peer does not read the refusals it provokes.
+var errControlFlood = errors.New("tcptransport: too many queued control frames")
+
 // errCloseRequest: the client asked to close.
 var errCloseRequest = errors.New("client sent CloseRequest")
 
 func fatalCode(err error) wire.ErrorCode {
-	switch {
-	case errors.Is(err, wire.ErrVersionMismatch):
-		return wire.CodeVersionMismatch
-	case errors.Is(err, errDuplicateReceiver):
+	if errors.Is(err, errDuplicateReceiver) {
 		return wire.CodeDuplicateReceiver
 	}
-	return wire.CodeProtocol
+	return chanproto.ErrorCode(err)
 }
 
 func (c *serverConn) serve() {
@@ -79,8 +84,13 @@ func (c *serverConn) serve() {
 		t.mu.Lock()
 		delete(t.served, c)
 		t.mu.Unlock()
+		t.leave(c.nc)
 	}()
 	defer close(c.done)
+	if err := c.serverTLS(); err != nil {
+		c.nc.Close()
+		return
+	}
 	rd, err := c.handshake()
 	if err != nil {
 		if !t.isClosed() {
@@ -94,6 +104,9 @@ func (c *serverConn) serve() {
 		return
 	}
 	t.log.Debug().Str("peer", c.peer).Msg("accepted connection")
+	c.mu.Lock()
+	c.armIdleLocked()
+	c.mu.Unlock()
 	c.writerDone = make(chan struct{})
 	go c.writeLoop()
 	c.teardown(c.readLoop(rd))
@@ -106,7 +119,7 @@ func (c *serverConn) handshake() (*wire.Reader, error) {
 	rd := wire.NewReader(c.nc, t.wopts)
 	m, err := rd.Next()
 	if err == nil {
-		c.peerMax, err = chanproto.PeerHello(m)
+		c.peerMax, err = chanproto.PeerHello(m, t.maxFrame)
 	}
 	if err != nil {
 		if !isProtocolErr(err) {
@@ -137,6 +150,9 @@ func (c *serverConn) readLoop(rd *wire.Reader) error {
 	for {
 		m, err := rd.Next()
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("%w: no channel for %v (IdleConnectionTimeout)", errIdle, c.t.cfg.IdleConnectionTimeout)
+			}
 			return err
 		}
 		switch m := m.(type) {
@@ -205,7 +221,14 @@ func (c *serverConn) open(m *wire.PartitionRequest) error {
 		c.mu.Lock()
 		c.recent.add(id)
 		c.ctrl = wire.AppendFrame(c.ctrl, chanproto.Refusal(id, err), c.t.wopts)
+		queued := len(c.ctrl)
 		c.mu.Unlock()
+		if queued > c.t.cfg.MaxControlBytes {
+			// The peer sends requests and does not read the answers.
+			c.t.log.Warn().Str("peer", c.peer).Int("queued_bytes", queued).Int("max", c.t.cfg.MaxControlBytes).
+				Msg("closing connection: the peer does not read its refusals (MaxControlBytes)")
+			return fmt.Errorf("%w: %d bytes of refusals queued for a peer that does not read (MaxControlBytes %d)", errControlFlood, queued, c.t.cfg.MaxControlBytes)
+		}
 		c.sched.Signal()
 		return nil
 	}
@@ -217,8 +240,20 @@ func (c *serverConn) open(m *wire.PartitionRequest) error {
 	}
 	c.outs[id] = o
 	c.recent.remove(id)
+	if len(c.outs) == 1 {
+		_ = c.nc.SetReadDeadline(time.Time{}) // holds a channel: not idle
+	}
 	c.mu.Unlock()
 	return nil
+}
+
+// armIdleLocked starts the idle timeout of a connection that holds no
+// channel (Config.IdleConnectionTimeout); c.mu is held, so that it is
+// ordered with open's disarming.
+func (c *serverConn) armIdleLocked() {
+	if d := c.t.cfg.IdleConnectionTimeout; d > 0 && len(c.outs) == 0 && !c.closing {
+		_ = c.nc.SetReadDeadline(time.Now().Add(d))
+	}
 }
 
 // forget stops routing the client's messages to o.
@@ -227,6 +262,7 @@ func (c *serverConn) forget(o *chanproto.Outbound) {
 	if c.outs[o.Receiver] == o {
 		delete(c.outs, o.Receiver)
 		c.recent.add(o.Receiver)
+		c.armIdleLocked()
 	}
 	c.mu.Unlock()
 }
@@ -239,6 +275,7 @@ func (c *serverConn) cancel(id wire.ID) {
 	if o != nil {
 		delete(c.outs, id)
 		c.recent.add(id)
+		c.armIdleLocked()
 	}
 	c.mu.Unlock()
 	if o != nil {
@@ -257,6 +294,8 @@ func (c *serverConn) teardown(err error) {
 	// the connection can find the reason in the log.
 	if fatal {
 		t.log.Warn().Err(&exchange.ProtocolError{Peer: c.peer, Err: err}).Str("peer", c.peer).Msg("closing connection after bad input")
+	} else if !closed && errors.Is(err, errIdle) {
+		t.log.Info().Err(err).Str("peer", c.peer).Msg("closing idle connection")
 	} else if !closed && err != errCloseRequest {
 		t.log.Debug().Err(causeOf(err)).Str("peer", c.peer).Msg("connection ended")
 	}
@@ -347,7 +386,17 @@ func (c *serverConn) flush() error {
 	}
 	c.backing = bufs
 	c.wbuf = bufs
+	var bc *batchConn
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		bc, _ = tc.NetConn().(*batchConn)
+		bc.begin()
+	}
 	n, err := c.wbuf.WriteTo(c.nc)
+	if bc != nil {
+		if ferr := bc.flush(); err == nil {
+			err = ferr
+		}
+	}
 	clear(c.backing) // drop references to the payloads
 	for i := range c.segs {
 		c.segs[i].buf.Release()

@@ -2,6 +2,7 @@ package tcptransport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/qexchange/qexchange/exchange"
 	"github.com/qexchange/qexchange/exchange/chanproto"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
 
@@ -26,6 +28,7 @@ type Transport struct {
 	log        zerolog.Logger
 	wopts      wire.Options
 	maxFrame   int
+	tls        *tlsconf.Setup // nil: plain text
 
 	ctx    context.Context // cancelled by Close: aborts dials
 	cancel context.CancelFunc
@@ -36,7 +39,10 @@ type Transport struct {
 	provider exchange.ViewProvider
 	peers    *chanproto.Peers[*clientConn]
 	served   map[*serverConn]struct{}
+	perAddr  map[string]int // served connections per remote IP
+	admitted int            // served connections
 	closed   bool
+	capLog   time.Time // last warning about a refused connection
 	wg       sync.WaitGroup
 
 	stats counters
@@ -57,6 +63,12 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
+	var ts *tlsconf.Setup
+	if cfg.tlsOptions().Enabled() {
+		if ts, err = tlsconf.New("tcptransport", cfg.tlsOptions()); err != nil {
+			return nil, err
+		}
+	}
 	maxFrame := wire.MaxFrameSizeFor(o.SegmentSize)
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{
@@ -64,8 +76,10 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 		log:      o.Logger.With().Str("transport", Name).Logger(),
 		wopts:    wire.Options{StreamMode: false, MaxFrameSize: maxFrame},
 		maxFrame: maxFrame,
+		tls:      ts,
 		ctx:      ctx, cancel: cancel,
-		served: make(map[*serverConn]struct{}),
+		served:  make(map[*serverConn]struct{}),
+		perAddr: make(map[string]int),
 	}
 	t.peers = chanproto.NewPeers(cfg.ConnectionsPerNode, func(addr string) *clientConn { return newClientConn(t, addr) })
 	return t, nil
@@ -147,15 +161,25 @@ func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ViewProvider) 
 		}
 		delay = 0
 		peer := nc.RemoteAddr().String()
-		if err := t.tune(nc); err != nil {
-			t.log.Warn().Err(err).Str("peer", peer).Msg("socket options failed; closing connection")
+		if !t.admit(nc) {
 			nc.Close()
 			continue
+		}
+		if err := t.tune(nc); err != nil {
+			t.log.Warn().Err(err).Str("peer", peer).Msg("socket options failed; closing connection")
+			t.leave(nc)
+			nc.Close()
+			continue
+		}
+		if t.tls != nil {
+			// The handshake runs on the connection's goroutine (serve).
+			nc = tls.Server(&batchConn{Conn: nc}, t.tls.ServerConfig(ALPN))
 		}
 		c := newServerConn(t, nc, provider)
 		t.mu.Lock()
 		if t.closed {
 			t.mu.Unlock()
+			t.leave(nc)
 			nc.Close()
 			return
 		}
@@ -165,6 +189,47 @@ func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ViewProvider) 
 		t.stats.accepted.Add(1)
 		go c.serve()
 	}
+}
+
+// admit counts an accepted connection against MaxConnections and
+// MaxConnectionsPerAddress, or refuses it (warning at most once a second,
+// so that a flood does not flood the log too).
+func (t *Transport) admit(nc net.Conn) bool {
+	ip := remoteIP(nc)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.admitted < t.cfg.MaxConnections && t.perAddr[ip] < t.cfg.MaxConnectionsPerAddress {
+		t.admitted++
+		t.perAddr[ip]++
+		return true
+	}
+	t.stats.refused.Add(1)
+	if now := time.Now(); now.Sub(t.capLog) >= time.Second {
+		t.capLog = now
+		t.log.Warn().Str("peer", nc.RemoteAddr().String()).Int("connections", t.admitted).Int("from_address", t.perAddr[ip]).
+			Int("max", t.cfg.MaxConnections).Int("max_per_address", t.cfg.MaxConnectionsPerAddress).
+			Msg("connection refused: too many connections (MaxConnections, MaxConnectionsPerAddress)")
+	}
+	return false
+}
+
+// leave uncounts a connection admit counted.
+func (t *Transport) leave(nc net.Conn) {
+	ip := remoteIP(nc)
+	t.mu.Lock()
+	t.admitted--
+	if t.perAddr[ip]--; t.perAddr[ip] <= 0 {
+		delete(t.perAddr, ip)
+	}
+	t.mu.Unlock()
+}
+
+func remoteIP(nc net.Conn) string {
+	a := nc.RemoteAddr().String()
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		return h
+	}
+	return a
 }
 
 // OpenChannel implements exchange.Transport. It dials (or shares) the
@@ -240,6 +305,7 @@ var errTransportClosed = fmt.Errorf("%w: tcptransport: transport closed", exchan
 type Stats struct {
 	ConnectionsDialed   int64 // client connections established
 	ConnectionsAccepted int64 // server connections accepted
+	ConnectionsRefused  int64 // server connections closed at once: MaxConnections or MaxConnectionsPerAddress
 	Writes              int64 // write calls of the server's writers (each one writev of a batch)
 	BytesWritten        int64 // bytes written by the server's writers
 	BuffersSent         int64 // BufferResponses written
@@ -249,7 +315,7 @@ type Stats struct {
 }
 
 type counters struct {
-	dialed, accepted                   atomic.Int64
+	dialed, accepted, refused          atomic.Int64
 	writes, bytesWritten, buffersSent  atomic.Int64
 	buffersReceived, payloadBytesRecvd atomic.Int64
 	clientWrites                       atomic.Int64
@@ -259,7 +325,7 @@ type counters struct {
 func (t *Transport) Stats() Stats {
 	s := &t.stats
 	return Stats{
-		ConnectionsDialed: s.dialed.Load(), ConnectionsAccepted: s.accepted.Load(),
+		ConnectionsDialed: s.dialed.Load(), ConnectionsAccepted: s.accepted.Load(), ConnectionsRefused: s.refused.Load(),
 		Writes: s.writes.Load(), BytesWritten: s.bytesWritten.Load(), BuffersSent: s.buffersSent.Load(),
 		BuffersReceived: s.buffersReceived.Load(), PayloadBytesRecv: s.payloadBytesRecvd.Load(),
 		ClientWrites: s.clientWrites.Load(),

@@ -209,8 +209,11 @@ func (c *Channel) NewBufferSize(size int) error {
 // PeerHello checks the first message of a connection (TCP) or stream
 // (QUIC): the peer's Hello. It returns the largest frame the peer
 // accepts; an error wraps wire.ErrProtocol (wire.ErrVersionMismatch for
-// another protocol version).
-func PeerHello(m wire.Message) (maxFrame int, err error) {
+// another protocol version). A producer passes the largest frame it
+// sends as need: a peer that accepts less is refused at once, before
+// any partition is touched, with an error that also matches
+// exchange.ErrInsufficientBuffers (0: no requirement).
+func PeerHello(m wire.Message, need int) (maxFrame int, err error) {
 	h, ok := m.(*wire.Hello)
 	if !ok {
 		return 0, fmt.Errorf("%w: %s first, want Hello", wire.ErrUnknownMessage, m.ID())
@@ -218,5 +221,21 @@ func PeerHello(m wire.Message) (maxFrame int, err error) {
 	if err := wire.CheckHello(*h); err != nil {
 		return 0, err
 	}
+	if int64(h.MaxFrameSize) < int64(need) {
+		return 0, fmt.Errorf("%w: %w: the peer accepts frames of up to %d bytes, this node sends up to %d (use the same SegmentSize on every node)",
+			wire.ErrInvalidField, exchange.ErrInsufficientBuffers, h.MaxFrameSize, need)
+	}
 	return int(h.MaxFrameSize), nil
+}
+
+// ErrorCode is the code of the ErrorResponse that answers err, a
+// violation found before any channel exists (a Hello or a request).
+func ErrorCode(err error) wire.ErrorCode {
+	switch {
+	case errors.Is(err, wire.ErrVersionMismatch):
+		return wire.CodeVersionMismatch
+	case errors.Is(err, exchange.ErrInsufficientBuffers):
+		return wire.CodeInsufficientCapacity
+	}
+	return wire.CodeProtocol
 }

@@ -57,6 +57,12 @@ func TestFailurePolicy(t *testing.T) {
 		{"AddCredit overflowing the credit", func(id wire.ID) wire.Message {
 			return &wire.AddCredit{ReceiverID: id, Credit: math.MaxInt32}
 		}, "credit overflow"},
+		{"credit 0", func(id wire.ID) wire.Message {
+			return &wire.AddCredit{ReceiverID: id, Credit: 0}
+		}, "AddCredit.credit = 0"},
+		{"credit -3", func(id wire.ID) wire.Message {
+			return &wire.AddCredit{ReceiverID: id, Credit: -3}
+		}, "AddCredit.credit = -3"},
 		{"task event for another partition", func(id wire.ID) wire.Message {
 			return &wire.TaskEventRequest{PartitionID: other, ReceiverID: id, Event: []byte("hi")}
 		}, "TaskEventRequest for partition"},

@@ -88,6 +88,12 @@ func (o *Outbound) Apply(m wire.Message) (handled bool, err error) {
 	v := o.getView()
 	switch m := m.(type) {
 	case *wire.AddCredit:
+		// The codec decodes any credit; a credit <= 0 is this channel's
+		// violation (docs/architecture.md, "Failure policy").
+		if m.Credit <= 0 {
+			return true, &wire.FieldError{Msg: wire.IDAddCredit, Field: "credit", Value: int64(m.Credit),
+				Err: wire.ErrInvalidField, Reason: "must be > 0"}
+		}
 		return true, v.AddCredit(int(m.Credit))
 	case *wire.ResumeConsumption:
 		v.Resume()

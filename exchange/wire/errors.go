@@ -61,7 +61,7 @@ var (
 // FieldError reports a field with an invalid value. Its Error text names the
 // message and the field, e.g.
 //
-//	wire: AddCredit.credit = 0: invalid field: must be > 0
+//	wire: NewBufferSize.bufferSize = 0: invalid field: must be > 0
 //
 // and Unwrap returns Err (ErrInvalidField, which wraps ErrProtocol).
 type FieldError struct {

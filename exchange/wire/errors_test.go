@@ -21,8 +21,6 @@ var badBodies = []struct {
 	body []byte
 	want error
 }{
-	{"AddCredit zero", wire.IDAddCredit, cat(recvA[:], i32(0)), wire.ErrInvalidField},
-	{"AddCredit negative", wire.IDAddCredit, cat(recvA[:], i32(-3)), wire.ErrInvalidField},
 	{"AddCredit short", wire.IDAddCredit, cat(recvA[:], []byte{0, 0, 1}), wire.ErrTruncated},
 	{"AddCredit trailing", wire.IDAddCredit, cat(recvA[:], i32(1), []byte{0}), wire.ErrTrailingBytes},
 	{"Backlog negative", wire.IDBacklogAnnouncement, cat(recvA[:], i32(-1)), wire.ErrInvalidField},
@@ -76,20 +74,45 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// TestAddCreditAnyValue: the codec decodes any credit, so that a credit
+// <= 0 fails one channel (chanproto) instead of the framing of a whole
+// TCP connection (docs/architecture.md, "Failure policy").
+func TestAddCreditAnyValue(t *testing.T) {
+	for _, v := range []int32{0, -3, -1 << 31, 1<<31 - 1} {
+		for _, o := range modes {
+			m := wire.AddCredit{Credit: v}
+			if !o.StreamMode {
+				m.ReceiverID = recvA
+			}
+			got, err := wire.DecodeAddCredit(m.AppendBody(nil, o.StreamMode), o.StreamMode)
+			if err != nil || got != m {
+				t.Fatalf("credit %d (stream %v): got %+v, %v", v, o.StreamMode, got, err)
+			}
+			r := wire.NewReader(bytes.NewReader(wire.AppendFrame(nil, m, o)), o)
+			if rm, err := r.Next(); err != nil || *rm.(*wire.AddCredit) != m {
+				t.Fatalf("reader, credit %d: %v %v", v, rm, err)
+			}
+			if err := wire.Validate(m, o); err != nil {
+				t.Fatalf("Validate credit %d: %v", v, err)
+			}
+		}
+	}
+}
+
 func TestFieldError(t *testing.T) {
-	_, err := wire.DecodeAddCredit(cat(recvA[:], i32(0)), false)
-	if got, want := err.Error(), "wire: AddCredit.credit = 0: invalid field: must be > 0"; got != want {
+	_, err := wire.DecodeNewBufferSize(cat(recvA[:], i32(0)), false)
+	if got, want := err.Error(), "wire: NewBufferSize.bufferSize = 0: invalid field: must be > 0"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	var fe *wire.FieldError
-	if !errors.As(err, &fe) || fe.Msg != wire.IDAddCredit || fe.Field != "credit" || fe.Value != 0 || fe.Err != wire.ErrInvalidField {
+	if !errors.As(err, &fe) || fe.Msg != wire.IDNewBufferSize || fe.Field != "bufferSize" || fe.Value != 0 || fe.Err != wire.ErrInvalidField {
 		t.Fatalf("FieldError = %+v", fe)
 	}
-	_, err = wire.DecodeAddCredit(i32(-7), true)
+	_, err = wire.DecodeNewBufferSize(i32(-7), true)
 	if !errors.As(err, &fe) || fe.Value != -7 {
 		t.Fatalf("got %v", err)
 	}
-	if err := wire.Validate(wire.AddCredit{Credit: 0}, wire.Options{}); !errors.Is(err, wire.ErrInvalidField) {
+	if err := wire.Validate(wire.NewBufferSize{BufferSize: 0}, wire.Options{}); !errors.Is(err, wire.ErrInvalidField) {
 		t.Fatalf("Validate: %v", err)
 	}
 	if err := wire.Validate(wire.BufferResponse{Size: 1 << 20}, wire.Options{}); !errors.Is(err, wire.ErrFrameTooLarge) {

@@ -48,6 +48,8 @@ func sampleMessages() []wire.Message {
 		wire.CloseRequest{},
 		wire.AddCredit{ReceiverID: recvA, Credit: 1},
 		wire.AddCredit{ReceiverID: recvA, Credit: 1<<31 - 1},
+		wire.AddCredit{ReceiverID: recvA, Credit: 0},  // decodes; chanproto fails the channel
+		wire.AddCredit{ReceiverID: recvA, Credit: -3}, // likewise
 		wire.ResumeConsumption{ReceiverID: recvA},
 		wire.AckAllUserRecordsProcessed{ReceiverID: recvA},
 		wire.BacklogAnnouncement{ReceiverID: recvA, Backlog: 0},

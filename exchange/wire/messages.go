@@ -148,9 +148,13 @@ func DecodeCloseRequest(body []byte, streamMode bool) (CloseRequest, error) {
 // AddCredit announces credit (newly available buffers) to the producer.
 //
 // Body: [receiverId 16] | credit i32.
+//
+// Any credit decodes: a credit <= 0 is a violation of one channel, not of
+// the framing, so the producer half (chanproto.Outbound) fails that channel
+// and the connection goes on (docs/architecture.md, "Failure policy").
 type AddCredit struct {
 	ReceiverID ID
-	Credit     int32 // > 0
+	Credit     int32 // > 0 from a correct consumer
 }
 
 func (AddCredit) ID() MsgID { return IDAddCredit }
@@ -159,24 +163,13 @@ func (m AddCredit) AppendBody(dst []byte, streamMode bool) []byte {
 	return appendI32(appendRecv(dst, &m.ReceiverID, streamMode), m.Credit)
 }
 
-func (m AddCredit) validate() error {
-	if m.Credit <= 0 {
-		return fieldErr(IDAddCredit, "credit", int64(m.Credit), "must be > 0")
-	}
-	return nil
-}
-
 // DecodeAddCredit decodes an AddCredit body.
 func DecodeAddCredit(body []byte, streamMode bool) (AddCredit, error) {
 	id, v, err := decodeRecvI32(IDAddCredit, body, streamMode)
 	if err != nil {
 		return AddCredit{}, err
 	}
-	m := AddCredit{ReceiverID: id, Credit: v}
-	if err := m.validate(); err != nil {
-		return AddCredit{}, err
-	}
-	return m, nil
+	return AddCredit{ReceiverID: id, Credit: v}, nil
 }
 
 // ResumeConsumption unblocks a subpartition after an aligned barrier.

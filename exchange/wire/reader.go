@@ -180,11 +180,13 @@ func (r *Reader) readBody(n int, id MsgID) ([]byte, error) {
 		_, _ = r.br.Discard(n)
 		return b, nil
 	}
-	// Grow in steps so that a short stream claiming a huge frame does not
-	// make us allocate the whole claim up front.
+	// Grow in steps, from the reader's own buffer size, so that memory
+	// follows the bytes that arrived, not the claim: a stream whose header
+	// claims a huge frame and sends 45 bytes costs about one buffer, not
+	// the claim (on QUIC a node has a reader per stream).
 	r.scratch = r.scratch[:0]
 	for len(r.scratch) < n {
-		step := min(n-len(r.scratch), max(ReaderBufferSize, len(r.scratch)))
+		step := min(n-len(r.scratch), max(r.br.Size(), len(r.scratch)))
 		off := len(r.scratch)
 		r.scratch = append(r.scratch, make([]byte, step)...)
 		if _, err := io.ReadFull(r.br, r.scratch[off:]); err != nil {

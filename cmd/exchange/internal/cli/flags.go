@@ -271,10 +271,10 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 	}
 	if cmd != "bench" {
 		fs.StringVar(&o.job, "job", defaultJob, "job name: partition ids are derived from it (both sides must agree)")
-		fs.StringVar(&o.secret, "secret", "", "QUIC only: shared secret the TLS certificate is derived from on both sides (default: derived from -job). For tests and loopback only: anyone knowing it can impersonate a node; real deployments pass -tls-cert, -tls-key and -tls-ca")
-		fs.StringVar(&o.tlsCert, "tls-cert", "", "QUIC only: PEM certificate file of this node")
-		fs.StringVar(&o.tlsKey, "tls-key", "", "QUIC only: PEM private key file of this node")
-		fs.StringVar(&o.tlsCA, "tls-ca", "", "QUIC only: PEM CA file that verifies the peer's certificate")
+		fs.StringVar(&o.secret, "secret", "", "shared secret the mutual-TLS certificate is derived from on both sides (quic default: derived from -job, with a warning). Anyone knowing it can impersonate a node; real deployments pass -tls-cert, -tls-key and -tls-ca. On tcp, TLS is off (plain text, for trusted networks only) unless -secret or the -tls-* flags are given")
+		fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate file of this node (mutual TLS; turns TLS on for tcp)")
+		fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key file of this node (with -tls-cert)")
+		fs.StringVar(&o.tlsCA, "tls-ca", "", "PEM CA file that verifies the peer's certificate (with -tls-cert)")
 		fs.DurationVar(&o.idleTimeout, "idle-timeout", time.Second, "QUIC only: close a connection after this long without packets (keepalives every third of it); bounds how fast a dead peer is detected")
 	}
 	if cmd != "consume" {
@@ -416,6 +416,15 @@ func (o *options) validate() error {
 		}
 		if o.tlsCert != "" && o.tlsCA == "" {
 			return usagef("-tls-cert needs -tls-ca to verify the peer")
+		}
+		if o.tlsCA != "" && o.tlsCert == "" {
+			return usagef("-tls-ca needs -tls-cert and -tls-key: both sides present a certificate")
+		}
+		if o.tlsCert != "" && o.secret != "" {
+			return usagef("-secret and -tls-cert are alternatives: give one")
+		}
+		if err := o.checkTLSFiles(); err != nil {
+			return err
 		}
 	}
 	if o.cmd == "consume" {

@@ -26,7 +26,7 @@ func handshakeTimeout(wait time.Duration) time.Duration {
 func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Writer, log zerolog.Logger) int {
 	name := o.transports.items[0]
 	contact := newFirstContact()
-	f, err := processFactory(o, hooks.withFirstContact(contact), handshakeTimeout(10*time.Second))
+	f, err := processFactory(o, hooks.withFirstContact(contact), handshakeTimeout(10*time.Second), stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "exchange serve: %v\n", err)
 		return ExitFailed
@@ -206,7 +206,7 @@ func runConsume(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.
 		return ExitFailed
 	}
 	hs := handshakeTimeout(o.wait)
-	f, err := processFactory(o, hooks, hs)
+	f, err := processFactory(o, hooks, hs, stderr)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -318,6 +318,9 @@ wait:
 		switch {
 		case errors.Is(firstErr, errNoProducer):
 			return fail("no producer at %s (%s) after waiting %v (-wait): nothing arrived", addr, name, o.wait)
+		case errors.As(firstErr, &cf) && !started() && permanent(cf.Err.Err):
+			// Permanent (refused, authentication, version, DNS): not waited for.
+			return fail("cannot consume from %s (%s): %v", addr, name, cf.Err.Err)
 		case errors.As(firstErr, &cf) && !started():
 			return fail("no producer at %s (%s) after waiting %v (-wait): %v", addr, name, o.wait, cf.Err.Err)
 		case errors.As(firstErr, &cf):
@@ -397,4 +400,15 @@ func interruptedConsume(stderr io.Writer, consumers []*workload.Consumer, elapse
 	fmt.Fprintf(stderr, "exchange consume: interrupted after %.2fs: received %d records from %s; so far lost %d, duplicated %d, reordered %d, corrupted %d, invalid %d\n",
 		elapsed.Seconds(), st.Records, addr, st.Lost, st.Duplicated, st.Reordered, st.ChecksumFailures, st.Invalid)
 	return ExitFailed
+}
+
+// permanent: a consumer's failure that was not retried (refused,
+// authentication, version, frame size, unknown host), so the message
+// must not say that the producer was waited for.
+func permanent(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return true
+	}
+	return !errors.Is(err, exchange.ErrPartitionNotFound) && !errors.Is(err, exchange.ErrConnectionLost)
 }

@@ -3,8 +3,11 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -49,7 +52,8 @@ func (h Hooks) forRole(role string) Hooks {
 	return h
 }
 
-// tlsMaterial is what both QUIC nodes present and accept.
+// tlsMaterial is what both nodes present and accept (QUIC always; TCP
+// when a TLS flag is given).
 type tlsMaterial struct {
 	cert tls.Certificate
 	pin  [32]byte
@@ -68,20 +72,21 @@ func inProcessTLS() (*tlsMaterial, error) {
 }
 
 // crossProcessTLS: files when given, else a certificate derived from the
-// shared secret (default: from the job name).
-func crossProcessTLS(o *options) (*tlsMaterial, error) {
+// shared secret (default: from the job name, which anyone who knows the
+// job can derive too: defaultSecret says so).
+func crossProcessTLS(o *options) (m *tlsMaterial, defaultSecret bool, err error) {
 	if o.tlsCert != "" {
-		return &tlsMaterial{certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCA}, nil
+		return &tlsMaterial{certFile: o.tlsCert, keyFile: o.tlsKey, caFile: o.tlsCA}, false, nil
 	}
 	secret := o.secret
 	if secret == "" {
-		secret = secretLabel + o.job
+		secret, defaultSecret = secretLabel+o.job, true
 	}
 	cert, pin, err := quictransport.DeriveSelfSigned(secret)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return &tlsMaterial{cert: cert, pin: pin}, nil
+	return &tlsMaterial{cert: cert, pin: pin}, defaultSecret, nil
 }
 
 func (m *tlsMaterial) quicConfig() quictransport.Config {
@@ -90,6 +95,41 @@ func (m *tlsMaterial) quicConfig() quictransport.Config {
 	}
 	c := m.cert
 	return quictransport.Config{Certificate: &c, PinnedSHA256: [][32]byte{m.pin}, ServerName: "localhost"}
+}
+
+// applyTCP sets m on a TCP configuration, which turns TLS on.
+func (m *tlsMaterial) applyTCP(c *tcptransport.Config) {
+	if m.certFile != "" {
+		c.CertFile, c.KeyFile, c.CAFile = m.certFile, m.keyFile, m.caFile
+		return
+	}
+	cert := m.cert
+	c.Certificate, c.PinnedSHA256 = &cert, [][32]byte{m.pin}
+}
+
+// tcpWantsTLS: on tcp, TLS is opt-in, by any TLS flag.
+func (o *options) tcpWantsTLS() bool {
+	return o.secret != "" || o.tlsCert != "" || o.tlsKey != "" || o.tlsCA != ""
+}
+
+// checkTLSFiles loads the -tls-* files, so that a missing or unreadable
+// one is a usage error before anything listens.
+func (o *options) checkTLSFiles() error {
+	if o.tlsCert != "" {
+		if _, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey); err != nil {
+			return usagef("-tls-cert %s / -tls-key %s: %v", o.tlsCert, o.tlsKey, err)
+		}
+	}
+	if o.tlsCA != "" {
+		pem, err := os.ReadFile(o.tlsCA)
+		if err != nil {
+			return usagef("-tls-ca: %v", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return usagef("-tls-ca %s holds no PEM certificate", o.tlsCA)
+		}
+	}
+	return nil
 }
 
 // transportSettings are the flags that configure both transports
@@ -153,18 +193,31 @@ func factory(name string, h Hooks, ts transportSettings, m *tlsMaterial, mem *me
 	return nil
 }
 
-// processFactory returns the factory for serve/consume.
-func processFactory(o *options, h Hooks, handshake time.Duration) (exchange.TransportFactory, error) {
+// processFactory returns the factory for serve/consume. It warns once on
+// stderr when the TLS certificate is derived from the job name.
+func processFactory(o *options, h Hooks, handshake time.Duration, stderr io.Writer) (exchange.TransportFactory, error) {
 	name := o.transports.items[0]
 	ts := o.transportSettings()
+	if name == tTCP && !o.tcpWantsTLS() {
+		c := tcpConfig(h, ts)
+		c.ConnectTimeout = handshake
+		return tcptransport.New(c), nil // plain text: trusted networks only
+	}
+	m, defaultSecret, err := crossProcessTLS(o)
+	if err != nil {
+		return nil, err
+	}
+	if defaultSecret {
+		fmt.Fprintf(stderr, "exchange %s: WARNING: the TLS certificate is derived from the job name %q (no -secret): anyone who knows the job name can connect; pass -secret, or -tls-cert, -tls-key and -tls-ca\n", o.cmd, o.job)
+	}
 	if name == tTCP {
 		c := tcpConfig(h, ts)
 		c.ConnectTimeout = handshake
+		m.applyTCP(&c)
+		if m.certFile == "" {
+			c.ServerName = "qexchange" // the derived certificate's name (pinned anyway)
+		}
 		return tcptransport.New(c), nil
-	}
-	m, err := crossProcessTLS(o)
-	if err != nil {
-		return nil, err
 	}
 	c := m.quicConfig()
 	c.ListenPacket = h.ListenPacket

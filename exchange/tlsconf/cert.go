@@ -1,4 +1,4 @@
-package quictransport
+package tlsconf
 
 import (
 	"crypto/ecdsa"
@@ -17,7 +17,7 @@ import (
 )
 
 // Fingerprint returns the SHA-256 of cert's leaf certificate (DER), the
-// value Config.PinnedSHA256 lists. A certificate without a leaf has the
+// value Options.PinnedSHA256 lists. A certificate without a leaf has the
 // zero fingerprint.
 func Fingerprint(cert *tls.Certificate) [32]byte {
 	if cert == nil || len(cert.Certificate) == 0 {
@@ -31,7 +31,7 @@ func fingerprintDER(der []byte) [32]byte { return sha256.Sum256(der) }
 // SelfSigned creates an ephemeral self-signed ECDSA P-256 certificate for
 // hosts (IP addresses and DNS names; "localhost" and 127.0.0.1 when none
 // are given), valid for one year, and returns it with its fingerprint.
-// Pin the fingerprint on the peers (Config.PinnedSHA256), or add the
+// Pin the fingerprint on the peers (Options.PinnedSHA256), or add the
 // certificate to their RootCAs: it is its own CA.
 func SelfSigned(hosts ...string) (tls.Certificate, [32]byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -53,12 +53,12 @@ func SelfSigned(hosts ...string) (tls.Certificate, [32]byte, error) {
 // DeriveSelfSigned derives a self-signed Ed25519 certificate
 // deterministically from secret: every process given the same secret
 // derives the same certificate and fingerprint, so nodes started with a
-// shared secret pin each other (Config.PinnedSHA256) without exchanging
+// shared secret pin each other (Options.PinnedSHA256) without exchanging
 // files. Anyone who knows the secret can impersonate a node: treat it as
 // a key. The certificate names "qexchange" and is valid from 2000 to 2100.
 func DeriveSelfSigned(secret string) (tls.Certificate, [32]byte, error) {
 	if secret == "" {
-		return tls.Certificate{}, [32]byte{}, errors.New("quictransport: DeriveSelfSigned: empty secret")
+		return tls.Certificate{}, [32]byte{}, errors.New("tlsconf: DeriveSelfSigned: empty secret")
 	}
 	seed := sha256.Sum256([]byte("qexchange/1 certificate key\x00" + secret))
 	key := ed25519.NewKeyFromSeed(seed[:])
@@ -93,7 +93,7 @@ func template(serial *big.Int, cn string, from, until time.Time, hosts []string)
 func makeCert(tmpl *x509.Certificate, pub, priv any, rnd interface{ Read([]byte) (int, error) }) (tls.Certificate, [32]byte, error) {
 	der, err := x509.CreateCertificate(rnd, tmpl, tmpl, pub, priv)
 	if err != nil {
-		return tls.Certificate{}, [32]byte{}, fmt.Errorf("quictransport: creating certificate: %w", err)
+		return tls.Certificate{}, [32]byte{}, fmt.Errorf("tlsconf: creating certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -108,5 +108,5 @@ func makeCert(tmpl *x509.Certificate, pub, priv any, rnd interface{ Read([]byte)
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) {
-	return 0, errors.New("quictransport: deterministic certificate must not read randomness")
+	return 0, errors.New("tlsconf: deterministic certificate must not read randomness")
 }
