@@ -54,8 +54,11 @@ type Encoder struct {
 
 	buf  []byte
 	next []uint64 // per subpartition: records sent so far
-	n    uint64   // records emitted by this writer
-	rr   int
+	// check is checkBase per subpartition, and for broadcast records.
+	check     []uint32
+	checkBcst uint32
+	n         uint64 // records emitted by this writer
+	rr        int
 	// untilSample counts down to the next sampled record.
 	untilSample uint64
 	// lastTS is the last clock reading, the send time of unsampled full
@@ -83,12 +86,18 @@ func NewEncoder(writer, r int, selector string, size, sampleEvery int, clock *Cl
 	if size < MinRecordSize {
 		size = MinRecordSize
 	}
-	return &Encoder{
+	e := &Encoder{
 		writer: uint32(writer), r: r, sel: selCode(selector), size: size,
 		sampleEvery: uint64(sampleEvery), clock: clock,
-		buf:  fillerPattern(size),
-		next: make([]uint64, r),
+		buf:       fillerPattern(size),
+		next:      make([]uint64, r),
+		check:     make([]uint32, r),
+		checkBcst: checkBase(uint32(writer), broadcastKey),
 	}
+	for sub := range e.check {
+		e.check[sub] = checkBase(uint32(writer), uint32(sub))
+	}
+	return e
 }
 
 // Next returns the next record (valid until the next call) and its
@@ -214,9 +223,11 @@ func (e *Encoder) encode(b []byte) int {
 		}
 	}
 	var seq uint64
+	base := e.checkBcst
 	if sub >= 0 {
 		seq = e.next[sub]
 		e.next[sub]++
+		base = e.check[sub]
 	} else {
 		seq = n
 	}
@@ -224,7 +235,7 @@ func (e *Encoder) encode(b []byte) int {
 	if sampled {
 		word = ts
 	} else if e.sel != 1 {
-		word = checkWord(e.writer, subWord(sub), seq31)
+		word = checkWordFrom(base, seq31)
 	}
 	w0 := seq31
 	if sampled {
@@ -244,13 +255,6 @@ func (e *Encoder) sample() bool {
 	}
 	e.untilSample--
 	return false
-}
-
-func subWord(sub int) uint32 {
-	if sub < 0 {
-		return broadcastKey
-	}
-	return uint32(sub)
 }
 
 // Emitted is the number of records produced so far.
@@ -363,13 +367,13 @@ type chanState struct {
 	offset  int64
 	latency bool
 
-	mask     uint64 // ChecksumEvery-1: which records carry the full check
-	next     uint64 // next expected sequence number
-	holes    []span // missing numbers below next (only after anomalies)
-	received uint64
-	haveEnd  bool
-	sent     uint64
-	eod      bool
+	mask    uint64 // ChecksumEvery-1: which records carry the full check
+	check   uint32 // checkBase of the channel (compact records)
+	next    uint64 // next expected sequence number
+	holes   []span // missing numbers below next (only after anomalies)
+	haveEnd bool
+	sent    uint64
+	eod     bool
 }
 
 // GateVerifier checks the records of one input gate (one consumer). It is
@@ -508,6 +512,7 @@ func (g *GateVerifier) Event(i int, p []byte) error {
 		c.mask = uint64(max(h.ChecksumEvery, 1) - 1)
 		c.hello = true
 		c.sel = selCode(h.Selector)
+		c.check = checkBase(c.writer, g.subWord(c))
 		if g.selector == "" {
 			g.selector, g.recordSize, g.hello = h.Selector, h.RecordSize, h
 		}
@@ -607,7 +612,7 @@ func (g *GateVerifier) Record(i int, r []byte) {
 	w0 := binary.LittleEndian.Uint32(r[0:4])
 	word := binary.LittleEndian.Uint32(r[4:8])
 	seq31 := w0 & seqMask31
-	if g.fill == nil || len(g.fill) != n || (uint64(seq31)&c.mask == 0 && string(r[8:]) != string(g.fill[8:n])) {
+	if n != len(g.fill) || (n > MinRecordSize && uint64(seq31)&c.mask == 0 && string(r[MinRecordSize:]) != string(g.fill[MinRecordSize:])) {
 		g.st.ChecksumFailures++
 		return
 	}
@@ -616,11 +621,25 @@ func (g *GateVerifier) Record(i int, r []byte) {
 			g.st.Invalid++
 			return
 		}
-	} else if w0&sampledBit == 0 && word != checkWord(c.writer, g.subWord(c), seq31) {
+	} else if w0&sampledBit == 0 && word != checkWordFrom(c.check, seq31) {
 		g.st.ChecksumFailures++
 		return
 	}
-	// Extend the 31-bit sequence around the expected one.
+	if seq31 == uint32(c.next)&seqMask31 {
+		c.next++ // in order: the common case
+	} else if !g.compactSequence(c, seq31) {
+		return
+	}
+	if w0&sampledBit != 0 && c.latency {
+		now := uint32((g.now() + c.offset) >> tsUnitShift)
+		g.hist.Record(int64(now-word) << tsUnitShift)
+	}
+}
+
+// compactSequence accounts a compact record out of order: it extends the
+// 31-bit sequence around the expected one (false: too far back to be
+// valid).
+func (g *GateVerifier) compactSequence(c *chanState, seq31 uint32) bool {
 	d := (seq31 - uint32(c.next)) & seqMask31
 	var seq uint64
 	if d < 1<<30 {
@@ -629,15 +648,12 @@ func (g *GateVerifier) Record(i int, r []byte) {
 		back := uint64(1<<31 - d)
 		if back > c.next {
 			g.st.Invalid++
-			return
+			return false
 		}
 		seq = c.next - back
 	}
-	if w0&sampledBit != 0 && c.latency {
-		now := uint32((g.now() + c.offset) >> tsUnitShift)
-		g.hist.Record(int64(now-word) << tsUnitShift)
-	}
 	g.sequence(c, seq)
+	return true
 }
 
 func (g *GateVerifier) subWord(c *chanState) uint32 {
@@ -660,7 +676,6 @@ func (g *GateVerifier) routed(c *chanState, key uint32, keyBytes []byte) bool {
 
 // sequence accounts a record's sequence number.
 func (g *GateVerifier) sequence(c *chanState, seq uint64) {
-	c.received++
 	if seq == c.next {
 		c.next++
 		return

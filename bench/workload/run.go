@@ -51,17 +51,23 @@ type ProducerConfig struct {
 // small enough (512 B of 8-byte records) to stay in L1.
 const DefaultBatch = 64
 
+// MaxBatchBytes bounds a writer's batch of records: large records gain
+// nothing from batches (the lock is a small part of their cost), and 64
+// of them would be a large arena.
+const MaxBatchBytes = 256 << 10
+
 // BatchSize resolves the records per EmitAll: 1 for paced writers (each
 // record goes out at its due time), else requested if > 0, else
-// DefaultBatch.
-func BatchSize(rate float64, requested int) int {
-	switch {
-	case rate > 0:
+// DefaultBatch, at most MaxBatchBytes of records.
+func BatchSize(recordSize int, rate float64, requested int) int {
+	if rate > 0 {
 		return 1
-	case requested > 0:
-		return requested
 	}
-	return DefaultBatch
+	n := DefaultBatch
+	if requested > 0 {
+		n = requested
+	}
+	return max(1, min(n, MaxBatchBytes/max(recordSize, 1)))
 }
 
 // Producer writes one partition's records.
@@ -91,7 +97,7 @@ func SampleEvery(recordSize int, rate float64, requested int) int {
 // NewProducer prepares writer cfg.Writer.
 func NewProducer(cfg ProducerConfig, clock *Clock) *Producer {
 	cfg.SampleEvery = SampleEvery(cfg.RecordSize, cfg.Rate, cfg.SampleEvery)
-	cfg.Batch = BatchSize(cfg.Rate, cfg.Batch)
+	cfg.Batch = BatchSize(cfg.RecordSize, cfg.Rate, cfg.Batch)
 	enc := NewEncoder(cfg.Writer, cfg.Readers, cfg.Selector, cfg.RecordSize, cfg.SampleEvery, clock)
 	enc.SetVerify(cfg.Verify)
 	return &Producer{cfg: cfg, clock: clock, enc: enc}

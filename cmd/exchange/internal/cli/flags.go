@@ -264,7 +264,7 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.Var(&o.bufferTimeout, "buffer-timeout", "flush partially filled buffers this often; 0 = flush every record, -1 = send full buffers only")
 		fs.Float64Var(&o.recordRate, "record-rate", 0, "records per second per writer (0: as fast as possible; on the emulated link see -load)")
 		fs.IntVar(&o.sampleEvery, "sample-every", 0, "timestamp and measure the latency of one record in N per writer (0: 1 in 16, or every record with -record-rate, -load or the emulated link); every record is still verified")
-		fs.IntVar(&o.batch, "batch", 0, fmt.Sprintf("records each writer builds and hands to the exchange at once (RecordWriter.EmitAll: one lock per batch); 1 emits record by record (Emit). 0: %d, or 1 with -record-rate, -load or the emulated link (paced writers emit each record at its time)", workload.DefaultBatch))
+		fs.IntVar(&o.batch, "batch", 0, fmt.Sprintf("records each writer builds and hands to the exchange at once (RecordWriter.EmitAll: one lock per batch); 1 emits record by record (Emit). 0: %d; at most %s of records; 1 with -record-rate or -load (paced writers emit each record at its time)", workload.DefaultBatch, formatSize(workload.MaxBatchBytes)))
 	}
 	fs.Var(&o.segmentSize, "segment-size", "network buffer (segment) size, e.g. 32768 or 32KiB (>= 4KiB)")
 	fs.Var(&o.networkMemory, "network-memory", "network buffer memory per environment (node), e.g. 64MiB")
@@ -553,7 +553,7 @@ func (o *options) batchSize() int {
 	if o.link.paces() {
 		rate = 1
 	}
-	return workload.BatchSize(rate, o.batch)
+	return workload.BatchSize(o.recordSize, rate, o.batch)
 }
 
 func roundUpMiB(n int64) int64 {

@@ -235,6 +235,8 @@ func TestBatchResolved(t *testing.T) {
 		{[]string{"-batch", "1"}, 1},
 		{[]string{"-batch", "256"}, 256},
 		{[]string{"-batch", "256", "-record-rate", "1000"}, 1},
+		{[]string{"-record-size", "32768"}, 8},
+		{[]string{"-record-size", "1048576", "-batch", "100"}, 1},
 		{[]string{"-rate", "100mbit", "-load", "0.5", "-record-size", "64"}, 1},
 	} {
 		if c := mustParse(t, append([]string{"bench"}, tc.args...)...).resultsConfig(); c.Batch != tc.want {
