@@ -155,34 +155,35 @@ func BenchmarkVerify(b *testing.B) {
 // BenchmarkEncode is the producer's side: ns per record to build it,
 // checksum included (full) or sampled.
 func BenchmarkEncode(b *testing.B) {
-	for _, mode := range []string{VerifyFull, VerifySampled} {
-		for _, size := range benchSizes {
-			b.Run(fmt.Sprintf("%s/%dB", mode, size), func(b *testing.B) {
-				enc := NewEncoder(0, 100, RoundRobin, size, DefaultSampleEvery, NewClock())
-				enc.SetVerify(mode)
-				b.SetBytes(int64(size))
-				for b.Loop() {
-					enc.Next()
-				}
-			})
+	benchEncoder(b, func(b *testing.B, enc *Encoder) {
+		for b.Loop() {
+			enc.Next()
 		}
-	}
+	})
 }
 
 // BenchmarkFill is the producer's side as the bench runs it unpaced:
 // records built DefaultBatch at a time (the clock read once per batch);
 // ns/op is ns per record.
 func BenchmarkFill(b *testing.B) {
+	benchEncoder(b, func(b *testing.B, enc *Encoder) {
+		batch := enc.NewBatch(DefaultBatch)
+		for i := 0; i < b.N; i += DefaultBatch {
+			enc.Fill(batch, min(DefaultBatch, b.N-i))
+		}
+	})
+}
+
+// benchEncoder runs loop on a round-robin encoder of 100 subpartitions
+// in both modes at every benchmark size.
+func benchEncoder(b *testing.B, loop func(*testing.B, *Encoder)) {
 	for _, mode := range []string{VerifyFull, VerifySampled} {
 		for _, size := range benchSizes {
 			b.Run(fmt.Sprintf("%s/%dB", mode, size), func(b *testing.B) {
 				enc := NewEncoder(0, 100, RoundRobin, size, DefaultSampleEvery, NewClock())
 				enc.SetVerify(mode)
-				batch := enc.NewBatch(DefaultBatch)
 				b.SetBytes(int64(size))
-				for i := 0; i < b.N; i += DefaultBatch {
-					enc.Fill(batch, min(DefaultBatch, b.N-i))
-				}
+				loop(b, enc)
 			})
 		}
 	}
