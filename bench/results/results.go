@@ -43,9 +43,14 @@ type Config struct {
 	RecordRate float64 `json:"record_rate"`
 	// SampleEvery: one record in SampleEvery carries a fresh timestamp
 	// and is measured (records under 32 bytes only; 1 = every record).
-	SampleEvery int    `json:"sample_every"`
-	JSON        string `json:"json,omitempty"`
-	Verbose     bool   `json:"verbose"`
+	SampleEvery int `json:"sample_every"`
+	// Batch is -batch resolved: records each writer hands to EmitAll at
+	// once (1: Emit record by record, as every paced writer does). Absent
+	// for consume and in documents written before batches, which emitted
+	// record by record.
+	Batch   int    `json:"batch,omitempty"`
+	JSON    string `json:"json,omitempty"`
+	Verbose bool   `json:"verbose"`
 	// serve / consume only
 	Job     string `json:"job,omitempty"`
 	Listen  string `json:"listen,omitempty"`

@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"encoding/binary"
 	"fmt"
 	"testing"
 )
@@ -240,6 +241,15 @@ func TestEncodeVerifyNoAllocs(t *testing.T) {
 		if allocs != 0 {
 			t.Fatalf("size %d: %v allocs per record", size, allocs)
 		}
+		b := enc.NewBatch(64)
+		allocs = testing.AllocsPerRun(1000, func() {
+			for _, rec := range enc.Fill(b, 64) {
+				gs[HashSub(HashKey(rec), 4)].Record(0, rec)
+			}
+		})
+		if allocs != 0 {
+			t.Fatalf("size %d: %v allocs per batch", size, allocs)
+		}
 	}
 }
 
@@ -252,5 +262,95 @@ func TestHelloRoundTrip(t *testing.T) {
 	}
 	if _, err := decodeHello([]byte("QXE1 not a hello")); err == nil {
 		t.Fatal("decoded garbage")
+	}
+}
+
+// TestFillMatchesNext: a batch holds the very records Next would have
+// built, in order, at every size and selector, whatever the batch sizes.
+func TestFillMatchesNext(t *testing.T) {
+	for _, size := range []int{8, 12, 32, 100} {
+		for _, sel := range []string{RoundRobin, Hash, Broadcast} {
+			for _, mode := range []string{VerifyFull, VerifySampled} {
+				clock := NewClock()
+				one := NewEncoder(1, 7, sel, size, 1<<30, clock)
+				many := NewEncoder(1, 7, sel, size, 1<<30, clock)
+				one.SetVerify(mode)
+				many.SetVerify(mode)
+				// Only the first record is sampled (its send time picks
+				// its subpartition under hash): after it, with the same
+				// last send time and counts, both must agree byte for
+				// byte.
+				one.Next()
+				many.Next()
+				many.lastTS = one.lastTS
+				copy(many.next, one.next)
+				b := many.NewBatch(64)
+				total := 1
+				for _, k := range []int{64, 1, 63, 200, 5} {
+					recs := many.Fill(b, k)
+					if len(recs) != min(k, 64) {
+						t.Fatalf("Fill(%d) gave %d records", k, len(recs))
+					}
+					for i, r := range recs {
+						want, _ := one.Next()
+						if string(r) != string(want) {
+							t.Fatalf("%d/%s/%s: record %d: batch %x, Next %x", size, sel, mode, total+i, r, want)
+						}
+					}
+					total += len(recs)
+				}
+				if fmt.Sprint(one.SentCounts()) != fmt.Sprint(many.SentCounts()) {
+					t.Fatalf("sent counts %v vs %v", one.SentCounts(), many.SentCounts())
+				}
+			}
+		}
+	}
+}
+
+// TestFillReadsTheClockOncePerBatch: the sampled records of one batch
+// share one send time, and the stream still verifies cleanly.
+func TestFillReadsTheClockOncePerBatch(t *testing.T) {
+	h := newHarnessSampling(t, 64, 3, RoundRobin, 4)
+	b := h.enc.NewBatch(32)
+	for batch := range 10 {
+		var ts []uint64
+		for _, r := range h.enc.Fill(b, 32) {
+			if binary.LittleEndian.Uint64(r[0:8])&sampledBit64 != 0 {
+				ts = append(ts, binary.LittleEndian.Uint64(r[16:24]))
+			}
+			sub := int(binary.LittleEndian.Uint32(r[8:12]))
+			h.stream[sub] = append(h.stream[sub], append([]byte(nil), r...))
+		}
+		if len(ts) != 8 {
+			t.Fatalf("batch %d: %d sampled records of 32 with sampling 1 in 4", batch, len(ts))
+		}
+		for _, x := range ts {
+			if x != ts[0] {
+				t.Fatalf("batch %d: send times %v differ within one batch", batch, ts)
+			}
+		}
+	}
+	if st := h.deliver(); st.Records != 320 || st.Lost+st.Duplicated+st.Reordered+st.ChecksumFailures+st.Invalid != 0 || st.Hist.Count() != 80 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestNewBufferReadsTheClockOnce: within one buffer the consumer's
+// arrival time is read once; without NewBuffer, at each sampled record.
+func TestNewBufferReadsTheClockOnce(t *testing.T) {
+	g := NewGateVerifier(0, 1, 1, NewClock())
+	if a, b := g.now(), g.now(); a == b && a == g.nowAt && g.haveNow {
+		t.Fatalf("clock cached without NewBuffer")
+	}
+	g.NewBuffer()
+	a := g.now()
+	for range 1000 {
+		if b := g.now(); b != a {
+			t.Fatalf("arrival time changed within a buffer: %d then %d", a, b)
+		}
+	}
+	g.NewBuffer()
+	if b := g.now(); b == a {
+		t.Fatalf("arrival time not read again for a new buffer")
 	}
 }

@@ -147,7 +147,18 @@ func hashSubU32(k uint32, n int) int {
 
 // checkWord is the compact format's check over (writer, sub, seq).
 func checkWord(writer, sub uint32, seq31 uint32) uint32 {
-	x := seq31*0x9E3779B1 ^ writer*0x85EBCA77 ^ bits.RotateLeft32(sub*0xC2B2AE3D, 13)
+	return checkWordFrom(checkBase(writer, sub), seq31)
+}
+
+// checkBase is the part of checkWord fixed for a channel (writer, sub):
+// both sides compute it once per channel, not per record.
+func checkBase(writer, sub uint32) uint32 {
+	return writer*0x85EBCA77 ^ bits.RotateLeft32(sub*0xC2B2AE3D, 13)
+}
+
+// checkWordFrom is checkWord given the channel's checkBase.
+func checkWordFrom(base, seq31 uint32) uint32 {
+	x := seq31*0x9E3779B1 ^ base
 	x ^= x >> 15
 	x *= 0x2C1B3C6D
 	x ^= x >> 12

@@ -109,6 +109,8 @@ var benchSizes = []int{8, 64, 1024, 32 << 10}
 // BenchmarkVerify is the consumer's verification cost per record (one
 // channel, records in order) in both modes: ns/op is ns per record.
 // Compare full with sampled at the same size for the checksum's share.
+// Like the consumer, it reads the clock once per buffer of records
+// (NewBuffer every 32 KiB).
 func BenchmarkVerify(b *testing.B) {
 	for _, mode := range []string{VerifyFull, VerifySampled} {
 		for _, size := range benchSizes {
@@ -129,11 +131,15 @@ func BenchmarkVerify(b *testing.B) {
 				g := NewGateVerifier(0, 1, 1, clock)
 				_ = g.Event(0, Hello{Writer: 0, Writers: 1, Readers: 1, RecordSize: size, ChecksumEvery: ChecksumEvery(mode)}.Encode())
 				b.SetBytes(int64(size))
+				perBuffer := max((32<<10)/(size+4), 1)
 				i := 0
 				for b.Loop() {
 					if i == n {
 						i = 0
 						g.ch[0].next = 0
+					}
+					if i%perBuffer == 0 {
+						g.NewBuffer()
 					}
 					g.Record(0, recs[i])
 					i++
@@ -149,15 +155,35 @@ func BenchmarkVerify(b *testing.B) {
 // BenchmarkEncode is the producer's side: ns per record to build it,
 // checksum included (full) or sampled.
 func BenchmarkEncode(b *testing.B) {
+	benchEncoder(b, func(b *testing.B, enc *Encoder) {
+		for b.Loop() {
+			enc.Next()
+		}
+	})
+}
+
+// BenchmarkFill is the producer's side as the bench runs it unpaced:
+// records built DefaultBatch at a time (the clock read once per batch);
+// ns/op is ns per record.
+func BenchmarkFill(b *testing.B) {
+	benchEncoder(b, func(b *testing.B, enc *Encoder) {
+		batch := enc.NewBatch(DefaultBatch)
+		for i := 0; i < b.N; i += DefaultBatch {
+			enc.Fill(batch, min(DefaultBatch, b.N-i))
+		}
+	})
+}
+
+// benchEncoder runs loop on a round-robin encoder of 100 subpartitions
+// in both modes at every benchmark size.
+func benchEncoder(b *testing.B, loop func(*testing.B, *Encoder)) {
 	for _, mode := range []string{VerifyFull, VerifySampled} {
 		for _, size := range benchSizes {
 			b.Run(fmt.Sprintf("%s/%dB", mode, size), func(b *testing.B) {
 				enc := NewEncoder(0, 100, RoundRobin, size, DefaultSampleEvery, NewClock())
 				enc.SetVerify(mode)
 				b.SetBytes(int64(size))
-				for b.Loop() {
-					enc.Next()
-				}
+				loop(b, enc)
 			})
 		}
 	}

@@ -9,6 +9,10 @@
 // producers of one job agree). A Gate[T] decodes what exchange.InputGate
 // returns and passes events through unchanged.
 //
+// Writer.EmitAll and Gate.NextBatch are the batch forms of Emit and
+// Next (exchange.RecordWriter.EmitAll, exchange.InputGate.NextBatch): one
+// writer lock per batch, no per-record synchronisation on the gate.
+//
 // Built-in codecs: Bytes, String, and Fixed for fixed-size values
 // (integers, floats, and structs or arrays of them) in little-endian
 // binary. Fixed-size values cost no allocation per record on either side.

@@ -43,6 +43,31 @@ func (g *Gate[T]) Next(ctx context.Context) (Element[T], error) {
 	return Element[T]{Channel: e.Channel, Value: v}, nil
 }
 
+// NextBatch is exchange.InputGate.NextBatch for values: it waits like
+// Next for the next value or event, hands it to fn, then, without waiting
+// again, every further value of the same buffer until the buffer ends or
+// fn returns false. Its errors are Next's; a record the codec rejects
+// ends the batch with its *DecodeError, and the next call goes on after
+// it. fn must not call Next or NextBatch.
+func (g *Gate[T]) NextBatch(ctx context.Context, fn func(Element[T]) bool) error {
+	var decErr error
+	err := g.gate.NextBatch(ctx, func(e exchange.Element) bool {
+		if e.Event != nil {
+			return fn(Element[T]{Channel: e.Channel, Event: e.Event})
+		}
+		v, err := g.codec.Decode(e.Record)
+		if err != nil {
+			decErr = err
+			return false
+		}
+		return fn(Element[T]{Channel: e.Channel, Value: v})
+	})
+	if err != nil {
+		return err
+	}
+	return decErr
+}
+
 // InputGate is the underlying gate, for acknowledgements, task events
 // and Close.
 func (g *Gate[T]) InputGate() *exchange.InputGate { return g.gate }

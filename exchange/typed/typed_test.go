@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -210,3 +211,121 @@ func TestFixedAllocatesNothing(t *testing.T) {
 		t.Fatalf("%.1f allocations per record, want 0", allocs)
 	}
 }
+
+// EmitAll and NextBatch carry values as Emit and Next do: each to the
+// subpartition its selector picks, in order, with no allocation per value
+// once warm; an encoding error stops EmitAll after the values before it.
+func TestEmitAllNextBatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, g := newLocal(t, 3)
+	codec, _ := typed.NewFixed[point]()
+	w := typed.NewWriter[point](p, codec, typed.HashKey[point]{Key: func(v point) string { return string(v.Tag[:]) }})
+	tg := typed.NewGate[point](g, codec)
+	batch := make([]point, 50)
+	for i := range batch {
+		batch[i] = point{X: int32(i), Tag: [4]byte{byte('a' + i%5)}}
+	}
+	if n, err := w.EmitAll(ctx, batch); n != len(batch) || err != nil {
+		t.Fatalf("EmitAll: %d, %v", n, err)
+	}
+	p.Flush()
+	channelOf := map[byte]int{}
+	last := map[int]int32{}
+	got := 0
+	for got < len(batch) {
+		err := tg.NextBatch(ctx, func(e typed.Element[point]) bool {
+			if e.Event != nil {
+				return true
+			}
+			if c, seen := channelOf[e.Value.Tag[0]]; seen && c != e.Channel {
+				t.Errorf("key %c on channels %d and %d", e.Value.Tag[0], c, e.Channel)
+			}
+			channelOf[e.Value.Tag[0]] = e.Channel
+			if prev, ok := last[e.Channel]; ok && e.Value.X <= prev {
+				t.Errorf("channel %d: %d after %d", e.Channel, e.Value.X, prev)
+			}
+			last[e.Channel] = e.Value.X
+			got++
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	rr := typed.NewWriter[point](p, codec, nil) // (the key function above allocates its string)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := rr.EmitAll(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		p.Flush()
+		for n := 0; n < len(batch); {
+			if err := tg.NextBatch(ctx, func(e typed.Element[point]) bool {
+				if e.Event == nil {
+					n++
+				}
+				return true
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per batch of %d", allocs, len(batch))
+	}
+
+	// An error in the middle: the values before it are written.
+	bad := typed.NewWriter[string](p, failAt{at: "x"}, nil)
+	if n, err := bad.EmitAll(ctx, []string{"a", "b", "x", "c"}); n != 2 || err == nil || !strings.Contains(err.Error(), "typed: encode") {
+		t.Fatalf("EmitAll with a bad value: %d, %v", n, err)
+	}
+}
+
+// A record the codec rejects ends NextBatch with a *DecodeError; the next
+// call goes on after it.
+func TestNextBatchDecodeError(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, g := newLocal(t, 1)
+	for _, r := range []string{"12345678", "bad", "87654321"} {
+		if err := p.EmitTo(ctx, 0, []byte(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Flush()
+	tg := typed.NewGate[uint64](g, must(typed.NewFixed[uint64]()))
+	var vals []uint64
+	collect := func(e typed.Element[uint64]) bool {
+		if e.Event == nil {
+			vals = append(vals, e.Value)
+		}
+		return true
+	}
+	var de *typed.DecodeError
+	if err := tg.NextBatch(ctx, collect); !errors.As(err, &de) || de.Len != 3 || len(vals) != 1 {
+		t.Fatalf("first batch: %v, values %v", err, vals)
+	}
+	if err := tg.NextBatch(ctx, collect); err != nil || len(vals) != 2 || vals[1] != 0x3132333435363738 {
+		t.Fatalf("after the bad record: %v, values %x", err, vals)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// failAt is a string codec that refuses one value.
+type failAt struct{ at string }
+
+func (f failAt) Append(dst []byte, v string) ([]byte, error) {
+	if v == f.at {
+		return dst, errors.New("refused")
+	}
+	return append(dst, v...), nil
+}
+
+func (failAt) Decode(b []byte) (string, error) { return string(b), nil }

@@ -284,7 +284,7 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 		}
 		x.producers = append(x.producers, workload.NewProducer(workload.ProducerConfig{
 			Writer: w, Writers: o.writers, Readers: o.readers, Selector: o.selector,
-			RecordSize: o.recordSize, SampleEvery: o.sampleEvery, Rate: rate, Records: perWriter[w],
+			RecordSize: o.recordSize, SampleEvery: o.sampleEvery, Batch: o.batch, Rate: rate, Records: perWriter[w],
 			BufferTimeout: o.bufferTimeout.d, PaceQuantum: quantum, Verify: o.verify,
 		}, clock))
 	}

@@ -156,6 +156,7 @@ type options struct {
 	networkMemory sizeValue
 	recordRate    float64
 	sampleEvery   int
+	batch         int
 
 	// repeats, seeds, -connections, -qlog (see repeatflags.go)
 	rep repeatOptions
@@ -263,6 +264,7 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.Var(&o.bufferTimeout, "buffer-timeout", "flush partially filled buffers this often; 0 = flush every record, -1 = send full buffers only")
 		fs.Float64Var(&o.recordRate, "record-rate", 0, "records per second per writer (0: as fast as possible; on the emulated link see -load)")
 		fs.IntVar(&o.sampleEvery, "sample-every", 0, "timestamp and measure the latency of one record in N per writer (0: 1 in 16, or every record with -record-rate, -load or the emulated link); every record is still verified")
+		fs.IntVar(&o.batch, "batch", 0, fmt.Sprintf("records each writer builds and hands to the exchange at once (RecordWriter.EmitAll: one lock per batch); 1 emits record by record (Emit). 0: %d; at most %s of records; 1 with -record-rate or -load (paced writers emit each record at its time)", workload.DefaultBatch, formatSize(workload.MaxBatchBytes)))
 	}
 	fs.Var(&o.segmentSize, "segment-size", "network buffer (segment) size, e.g. 32768 or 32KiB (>= 4KiB)")
 	fs.Var(&o.networkMemory, "network-memory", "network buffer memory per environment (node), e.g. 64MiB")
@@ -487,6 +489,9 @@ func (o *options) validate() error {
 		if o.sampleEvery < 0 {
 			return usagef("-sample-every must be >= 0 (got %d)", o.sampleEvery)
 		}
+		if o.batch < 0 {
+			return usagef("-batch must be >= 0 (got %d)", o.batch)
+		}
 		if o.verify != workload.VerifyFull && o.verify != workload.VerifySampled {
 			return usagef("-verify: unknown mode %q (want full or sampled)", o.verify)
 		}
@@ -550,6 +555,16 @@ func (o *options) checkMemory() error {
 		formatSize(o.networkMemory.n), have, formatSize(seg), o.writers, o.readers, strings.Join(why, " and "), formatSize(needBytes))
 }
 
+// batchSize is -batch resolved as the writers resolve it: paced writers
+// (-record-rate, -load) emit record by record.
+func (o *options) batchSize() int {
+	rate := o.recordRate
+	if o.link.paces() {
+		rate = 1
+	}
+	return workload.BatchSize(o.recordSize, rate, o.batch)
+}
+
 func roundUpMiB(n int64) int64 {
 	const mib = 1 << 20
 	return (n + mib - 1) / mib * mib
@@ -573,6 +588,7 @@ func (o *options) resultsConfig() results.Config {
 		NetworkMemory: o.networkMemory.n,
 		RecordRate:    o.recordRate,
 		SampleEvery:   workload.SampleEvery(o.recordSize, o.recordRate, o.sampleEvery),
+		Batch:         o.batchSize(),
 		JSON:          o.jsonPath,
 		Verbose:       o.verbose,
 		Job:           o.job,
@@ -589,6 +605,7 @@ func (o *options) resultsConfig() results.Config {
 	if o.cmd == "consume" {
 		c.Wait = o.wait.String()
 		c.SampleEvery = 0
+		c.Batch = 0
 	}
 	o.link.fillConfig(&c)
 	if o.recordSize > 0 {

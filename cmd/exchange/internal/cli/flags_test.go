@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qexchange/qexchange/bench/workload"
 	"github.com/qexchange/qexchange/exchange"
 )
 
@@ -73,6 +74,7 @@ func TestUsageErrorsExit2WithOneLine(t *testing.T) {
 		{[]string{"bench", "-records", "-5"}, "-records must be >= 0 (got -5)"},
 		{[]string{"serve", "-records", "-5"}, "-records must be >= 0 (got -5)"},
 		{[]string{"bench", "-sample-every", "-2"}, "-sample-every must be >= 0"},
+		{[]string{"bench", "-batch", "-1"}, "-batch must be >= 0 (got -1)"},
 		{[]string{"serve", "-linger", "-1s"}, "-linger must be >= 0"},
 		{[]string{"serve", "-duration", "-1s", "-records", "10"}, "-duration must be >= 0"},
 		{[]string{"bench", "-verify", "some"}, `-verify: unknown mode "some"`},
@@ -220,8 +222,32 @@ func TestPresetsAndOverrides(t *testing.T) {
 	if _, err := parse("bench", []string{"-preset", "throughput-1000-1ms", "-network-memory", "64MiB"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "500MiB") {
 		t.Errorf("explicit small memory: %v", err)
 	}
-	if c := mustParse(t, "bench", "-preset", "latency").resultsConfig(); c.Preset != "latency" || c.RecordRate != 10000 || c.Writers != 1 {
+	if c := mustParse(t, "bench", "-preset", "latency").resultsConfig(); c.Preset != "latency" || c.RecordRate != 10000 || c.Writers != 1 || c.Batch != 1 {
 		t.Errorf("resolved config: %+v", c)
+	}
+}
+
+// TestBatchResolved: the JSON config holds the batch the writers use:
+// the default or -batch unpaced, 1 when paced (-record-rate, -load).
+func TestBatchResolved(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"-preset", "throughput-100"}, workload.DefaultBatch},
+		{[]string{"-batch", "1"}, 1},
+		{[]string{"-batch", "256"}, 256},
+		{[]string{"-batch", "256", "-record-rate", "1000"}, 1},
+		{[]string{"-record-size", "32768"}, 8},
+		{[]string{"-record-size", "1048576", "-batch", "100"}, 1},
+		{[]string{"-rate", "100mbit", "-load", "0.5", "-record-size", "64"}, 1},
+	} {
+		if c := mustParse(t, append([]string{"bench"}, tc.args...)...).resultsConfig(); c.Batch != tc.want {
+			t.Errorf("%v: batch %d, want %d", tc.args, c.Batch, tc.want)
+		}
+	}
+	if c := mustParse(t, "consume", "-connect", "127.0.0.1:1").resultsConfig(); c.Batch != 0 {
+		t.Errorf("consume: batch %d, want none", c.Batch)
 	}
 }
 

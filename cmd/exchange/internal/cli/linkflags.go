@@ -173,6 +173,12 @@ func recordRateFor(load float64, rateBits int64, recordSize, writers int) float6
 	return load * float64(rateBits) / 8 / float64(recordSize+4) / float64(writers)
 }
 
+// paces reports whether the link run paces its writers (-load, or a
+// sweep of it).
+func (l *linkOptions) paces() bool {
+	return l.on && (l.load > 0 || (l.sweep.sw != nil && l.sweep.sw.Param == lossy.SweepLoad))
+}
+
 func (l *linkOptions) params() lossy.Params {
 	return lossy.Params{Loss: l.loss.f, Burst: l.burst, RTT: l.rtt, Rate: l.rate.bits, Queue: l.queue, Seed: l.seed}
 }

@@ -58,7 +58,7 @@ func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 		}
 		producers[w] = workload.NewProducer(workload.ProducerConfig{
 			Writer: w, Writers: o.writers, Readers: o.readers, Selector: o.selector,
-			RecordSize: o.recordSize, SampleEvery: o.sampleEvery, Rate: o.recordRate, Records: perWriter[w],
+			RecordSize: o.recordSize, SampleEvery: o.sampleEvery, Batch: o.batch, Rate: o.recordRate, Records: perWriter[w],
 			BufferTimeout: o.bufferTimeout.d, Verify: o.verify,
 		}, clock)
 	}
