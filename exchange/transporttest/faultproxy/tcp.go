@@ -69,7 +69,8 @@ func NewTCP(target string) (*TCP, error) {
 // Addr is the address to dial instead of the target.
 func (p *TCP) Addr() string { return p.ln.Addr().String() }
 
-// Relayed is the number of bytes relayed so far, both directions.
+// Relayed is the number of bytes relayed so far (read from one side and
+// handed to the other), both directions.
 func (p *TCP) Relayed() int64 { return p.relayed.Load() }
 
 // Conns is the number of live relayed connections.
@@ -157,10 +158,12 @@ func (p *TCP) pipe(c *tcpPair, dst, src net.Conn) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			// Counted before the write, so that a peer which has read
+			// the bytes always sees them in Relayed.
+			p.relayed.Add(int64(n))
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				break
 			}
-			p.relayed.Add(int64(n))
 		}
 		if err != nil {
 			break
