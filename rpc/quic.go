@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -181,6 +182,11 @@ type quicClient struct {
 	s    *Service
 	peer string
 	c    *quic.Conn
+	// ended is set when a call saw the connection itself end: quic-go
+	// fails the streams of a closed connection before it cancels the
+	// connection's context, so done() alone would hand the dead
+	// connection to the next call.
+	ended atomic.Bool
 }
 
 func (s *Service) dialQUIC(ctx context.Context, addr string) (clientConn, error) {
@@ -206,11 +212,19 @@ func (s *Service) dialQUIC(ctx context.Context, addr string) (clientConn, error)
 
 func (q *quicClient) done() <-chan struct{} { return q.c.Context().Done() }
 
+func (q *quicClient) usable() bool { return !q.ended.Load() }
+
 func (q *quicClient) close(cause error) { q.c.CloseWithError(0, cause.Error()) }
 
 func (q *quicClient) lost(err error) error {
 	if cause := context.Cause(q.c.Context()); cause != nil {
 		err = cause
+	}
+	var appErr *quic.ApplicationError
+	var idle *quic.IdleTimeoutError
+	var transportErr *quic.TransportError
+	if errors.As(err, &appErr) || errors.As(err, &idle) || errors.As(err, &transportErr) {
+		q.ended.Store(true) // a connection-level error: the next call dials
 	}
 	return &ConnectionLostError{Peer: q.peer, Cause: err}
 }

@@ -56,6 +56,9 @@ type clientConn interface {
 	roundTrip(ctx context.Context, req *message) (*message, error)
 	close(cause error)
 	done() <-chan struct{}
+	// usable is false once a call saw the connection end, possibly
+	// before done() is closed.
+	usable() bool
 }
 
 // NewService validates cfg and starts a service: on TCP it listens on
@@ -281,8 +284,15 @@ func (s *Service) conn(ctx context.Context, addr string) (clientConn, error) {
 			s.forgetPeer(addr, p) // lost since: dial again
 			continue
 		default:
-			return p.conn, nil
 		}
+		if !p.conn.usable() {
+			// Seen ending by a call, not yet closed: dial again, and
+			// close it here so that it is not left to linger.
+			s.forgetPeer(addr, p)
+			p.conn.close(ErrConnectionLost)
+			continue
+		}
+		return p.conn, nil
 	}
 }
 

@@ -176,6 +176,14 @@ func (s *Service) dialTCP(ctx context.Context, addr string) (clientConn, error) 
 
 func (c *tcpClient) done() <-chan struct{} { return c.ended }
 
+// usable is false once the read loop has failed: it records the error
+// before it wakes the pending calls, and closes ended only after.
+func (c *tcpClient) usable() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err == nil
+}
+
 func (c *tcpClient) close(cause error) {
 	c.mu.Lock()
 	if c.err == nil {
