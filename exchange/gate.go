@@ -487,7 +487,10 @@ func (g *InputGate) SendTaskEvent(event []byte) error {
 }
 
 // Close cancels every channel's partition request and returns the gate's
-// buffers. A blocked Next returns ErrClosed.
+// buffers. A blocked Next returns ErrClosed. Records Next returned are
+// invalid after Close, and Next reads within a buffer without a lock: call
+// Close from the goroutine that calls Next, or once it is blocked or has
+// returned, never while it may be decoding a buffer.
 func (g *InputGate) Close() error {
 	g.closeOnce.Do(func() {
 		g.closing.Store(true)
