@@ -177,6 +177,18 @@ func (r *Report) writeExtras(w io.Writer) error {
 	if head {
 		fmt.Fprintln(w, "disk ratio = stream bytes (uncompressed records + length prefixes) / bytes written to disk")
 	}
+	var codec []string
+	for _, t := range order {
+		ratio := spread(runs[t], func(x *Result) (float64, bool) {
+			return orZero(x.Compression).Ratio, x.Compression != nil && x.Compression.BytesOut > 0
+		})
+		if ratio.N > 0 {
+			codec = append(codec, t+" "+ratio.Format("%.2f"))
+		}
+	}
+	if len(codec) > 0 {
+		fmt.Fprintf(w, "compression %s, data buffers in/out (the codec's counts): %s\n", r.Config.Compression, strings.Join(codec, ", "))
+	}
 	var parts []string
 	var netMem int64
 	reset := true
@@ -202,6 +214,13 @@ func (r *Report) writeExtras(w io.Writer) error {
 	}
 	_, err := fmt.Fprintf(w, "peak RSS MiB%s: %s; network memory of the two nodes %d MiB\n", note, strings.Join(parts, ", "), netMem>>20)
 	return err
+}
+
+func orZero(c *Compression) Compression {
+	if c == nil {
+		return Compression{}
+	}
+	return *c
 }
 
 func orDash(s string) string {

@@ -53,7 +53,7 @@ func TestWriteExtras(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, w := range []string{"blocking partitions (compression lz4)", "produce rec/ms", "10.0", "20.0", "3.0", "2.50", "peak RSS MiB: tcp 50, raw-tcp 20; network memory of the two nodes 128 MiB"} {
+	for _, w := range []string{"blocking partitions (compression lz4)", "produce rec/ms", "10.0", "20.0", "3.0", "2.50", "compression lz4, data buffers in/out (the codec's counts): tcp 4.00\n", "peak RSS MiB: tcp 50, raw-tcp 20; network memory of the two nodes 128 MiB"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("lacks %q:\n%s", w, out)
 		}

@@ -124,7 +124,7 @@ func TestBenchBlocking(t *testing.T) {
 					t.Errorf("%s: peak RSS %+v", r.Transport, p)
 				}
 			}
-			for _, w := range []string{"blocking partitions, compression " + codec, "produce rec/ms", "on disk MiB", "disk ratio", "peak RSS MiB", "network memory of the two nodes 128 MiB"} {
+			for _, w := range []string{"blocking partitions, compression " + codec, "produce rec/ms", "on disk MiB", "disk ratio", "peak RSS MiB", "compression " + codec, "network memory of the two nodes 128 MiB"} {
 				if !strings.Contains(table, w) {
 					t.Errorf("table lacks %q:\n%s", w, table)
 				}
@@ -148,5 +148,21 @@ func TestBenchBlocking(t *testing.T) {
 			}
 			t.Logf("\n%s", table)
 		})
+	}
+}
+
+// TestBenchPipelinedCompression: -compression lz4 on a pipelined
+// partition compresses what crosses the network; every record arrives.
+func TestBenchPipelinedCompression(t *testing.T) {
+	defer transporttest.CheckGoroutines(t)()
+	rep, table := runBenchCmd(t, "-compression", "lz4", "-transport", "tcp", "-records", "100000", "-duration", "1m",
+		"-readers", "4", "-repeat", "1", "-calibrate", "0")
+	r := &rep.Results[0]
+	checkClean(t, r)
+	if r.Blocking != nil || r.Compression == nil || r.Compression.Compressed == 0 || r.Compression.Ratio <= 1.5 {
+		t.Errorf("blocking %+v, compression %+v", r.Blocking, r.Compression)
+	}
+	if !strings.Contains(table, "pipelined partitions, compression lz4") || !strings.Contains(table, "compression lz4, data buffers in/out") || strings.Contains(table, "produce rec/ms") {
+		t.Errorf("table:\n%s", table)
 	}
 }
