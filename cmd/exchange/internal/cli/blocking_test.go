@@ -124,7 +124,7 @@ func TestBenchBlocking(t *testing.T) {
 					t.Errorf("%s: peak RSS %+v", r.Transport, p)
 				}
 			}
-			for _, w := range []string{"blocking partitions, compression " + codec, "produce rec/ms", "on disk MiB", "disk ratio", "peak RSS MiB", "compression " + codec, "network memory of the two nodes 128 MiB"} {
+			for _, w := range []string{"blocking partitions, compression " + codec, "produce rec/ms", "on disk MiB", "disk ratio", "peak RSS MiB", "compression " + codec, "network memory of the two nodes 128 MiB", "1 round(s) of 200000 records per transport"} {
 				if !strings.Contains(table, w) {
 					t.Errorf("table lacks %q:\n%s", w, table)
 				}
