@@ -1,0 +1,191 @@
+package transporttest_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/transporttest"
+	"github.com/qexchange/qexchange/exchange/wire"
+	"github.com/qexchange/qexchange/quictransport"
+	"github.com/qexchange/qexchange/tcptransport"
+)
+
+// claimFrame is a Hello followed by the header of a frame that claims the
+// largest size the peer allows and a few bytes of its body: the rest
+// never comes (a slowloris after Hello).
+func claimFrame(o wire.Options) []byte {
+	b := wire.AppendFrame(nil, wire.NewHello(o), o)
+	hdr := len(b)
+	b = append(b, 0, 0, 0, 0, 0xBA, 0xDC, 0x0F, 0xFE, byte(wire.IDTaskEventRequest))
+	binary.BigEndian.PutUint32(b[hdr:], uint32(o.EffectiveMaxFrameSize()))
+	return append(b, make([]byte, 100)...)
+}
+
+// attackNodes starts a producer node (the one attacked) and a consumer
+// node with default configs on one transport, and a healthy channel
+// between them.
+func attackNodes(t *testing.T, ctx context.Context, factory func() exchange.TransportFactory) (prod *exchange.Environment, healthy *healthyFlow) {
+	t.Helper()
+	node := func() *exchange.Environment {
+		e, err := exchange.NewEnvironment(ctx, exchange.Config{Transport: factory()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			e.Close()
+			transporttest.CheckPools(t, e)
+		})
+		return e
+	}
+	prod, cons := node(), node()
+	return prod, startHealthy(t, ctx, prod, cons)
+}
+
+// TestAttackQUICStreamClaims: one peer opens 10^4 streams to a producer
+// node with default settings, and on each sends a Hello and the start of
+// a frame claiming the largest size. The node accepts at most
+// MaxIncomingStreams (8192) of them, reads at most MaxHandshakingStreams
+// (64) at once, growing each frame body only as its bytes arrive, so its
+// goroutines and memory stay bounded; a healthy consumer of the node
+// keeps its throughput and completes.
+func TestAttackQUICStreamClaims(t *testing.T) {
+	t.Cleanup(transporttest.CheckGoroutines(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := quicConfig(t)
+	prod, healthy := attackNodes(t, ctx, func() exchange.TransportFactory { return quictransport.New(cfg) })
+	before := healthy.rate()
+	probe := startProbe()
+
+	attacker, err := quic.DialAddr(ctx, prod.Addr(), &tls.Config{Certificates: []tls.Certificate{*cfg.Certificate},
+		InsecureSkipVerify: true, NextProtos: []string{quictransport.ALPN}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.CloseWithError(0, "test over")
+	claim := claimFrame(wire.Options{StreamMode: true, MaxFrameSize: wire.MaxFrameSizeFor(exchange.DefaultSegmentSize)})
+	const streams = 10_000
+	opened := 0
+	start := time.Now()
+	for range streams {
+		s, err := attacker.OpenStream()
+		if err != nil {
+			break // the node's MaxIncomingStreams: quic-go will not open more
+		}
+		opened++
+		if _, err := s.Write(claim); err != nil {
+			t.Fatalf("stream %d: %v", opened, err)
+		}
+	}
+	t.Logf("%d of %d streams opened in %v", opened, streams, time.Since(start).Round(time.Millisecond))
+	if opened > quictransport.DefaultMaxIncomingStreams {
+		t.Errorf("the node let one peer open %d streams; MaxIncomingStreams is %d", opened, quictransport.DefaultMaxIncomingStreams)
+	}
+	healthy.waitRecords(t, ctx, 1000) // the node served the claims it would meanwhile
+	during := healthy.rate()
+	_, _, g := probe.finish(t)
+	if g > 4*quictransport.DefaultMaxHandshakingStreams+50 {
+		t.Errorf("%d claiming streams made %d goroutines; want them bounded by MaxHandshakingStreams %d", opened, g, quictransport.DefaultMaxHandshakingStreams)
+	}
+	attacker.CloseWithError(0, "test over")
+	checkRatio(t, before, during, healthy.rate())
+	healthy.finish(t)
+}
+
+// TestAttackTCPConnectionFlood: peers from 9 loopback addresses open 128
+// connections each (1152 in all) to a producer node with default
+// settings, each sending a Hello and the start of a frame claiming the
+// largest size, then nothing (a slowloris after Hello). The node serves at
+// most MaxConnectionsPerAddress (128) from one address and MaxConnections
+// (1024) in all, closing the rest at once; what it holds stays bounded;
+// a healthy consumer of the node keeps its throughput and completes. The
+// idle connections are closed after IdleConnectionTimeout (1 min by
+// default; TestIdleConnectionClosed in tcptransport times it).
+func TestAttackTCPConnectionFlood(t *testing.T) {
+	t.Cleanup(transporttest.CheckGoroutines(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prod, healthy := attackNodes(t, ctx, func() exchange.TransportFactory { return tcptransport.New(tcptransport.Config{}) })
+	before := healthy.rate()
+	probe := startProbe()
+
+	claim := claimFrame(wire.Options{MaxFrameSize: wire.MaxFrameSizeFor(exchange.DefaultSegmentSize)})
+	const addrs, perAddr = 9, tcptransport.DefaultMaxConnectionsPerAddress
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	start := time.Now()
+	for a := range addrs {
+		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(a+1))}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
+			for range perAddr {
+				c, err := d.DialContext(ctx, "tcp", prod.Addr())
+				if err != nil {
+					continue // refused at the listener's backlog: counted as not served
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+				_, _ = c.Write(claim) // a refused connection may be closed already
+			}
+		}()
+	}
+	wg.Wait()
+	// A served connection gets the node's Hello; a refused one is closed.
+	served := 0
+	var sw sync.WaitGroup
+	var smu sync.Mutex
+	for _, c := range conns {
+		sw.Add(1)
+		go func() {
+			defer sw.Done()
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			rd := wire.NewReader(c, wire.Options{MaxFrameSize: wire.MaxFrameSizeFor(exchange.DefaultSegmentSize)})
+			if m, err := rd.Next(); err == nil && m.ID() == wire.IDHello {
+				smu.Lock()
+				served++
+				smu.Unlock()
+			}
+		}()
+	}
+	sw.Wait()
+	t.Logf("%d connections from %d addresses in %v: %d served", len(conns), addrs, time.Since(start).Round(time.Millisecond), served)
+	// The healthy channel's connection is one of the node's 1024.
+	if served > tcptransport.DefaultMaxConnections-1 || served < tcptransport.DefaultMaxConnections/2 {
+		t.Errorf("%d attacking connections served; want at most MaxConnections-1 = %d (and most of them)", served, tcptransport.DefaultMaxConnections-1)
+	}
+	healthy.waitRecords(t, ctx, 1000)
+	during := healthy.rate()
+	// Once the refused ones are gone, a served connection is a reader and
+	// a writer goroutine (the peak also counts the refused ones closing).
+	held := runtime.NumGoroutine() - probe.g0
+	probe.finish(t)
+	t.Logf("goroutines held by the %d served connections: %d", served, held)
+	if held > 2*tcptransport.DefaultMaxConnections+100 {
+		t.Errorf("%d connections hold %d goroutines; want them bounded by 2 x MaxConnections", len(conns), held)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	checkRatio(t, before, during, healthy.rate())
+	healthy.finish(t)
+}
