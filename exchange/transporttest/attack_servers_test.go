@@ -35,18 +35,8 @@ func claimFrame(o wire.Options) []byte {
 // between them.
 func attackNodes(t *testing.T, ctx context.Context, factory func() exchange.TransportFactory) (prod *exchange.Environment, healthy *healthyFlow) {
 	t.Helper()
-	node := func() *exchange.Environment {
-		e, err := exchange.NewEnvironment(ctx, exchange.Config{Transport: factory()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			e.Close()
-			transporttest.CheckPools(t, e)
-		})
-		return e
-	}
-	prod, cons := node(), node()
+	prod = attackNode(t, ctx, exchange.Config{Transport: factory()})
+	cons := attackNode(t, ctx, exchange.Config{Transport: factory()})
 	return prod, startHealthy(t, ctx, prod, cons)
 }
 

@@ -88,18 +88,10 @@ func runLengthLie(t *testing.T, side consumerSide) {
 	channels, perChannel := size.channels, size.perChannel
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	node := func() *exchange.Environment {
-		e, err := exchange.NewEnvironment(ctx, exchange.Config{Transport: side.factory(t), MaxRecordSize: size.maxRecord, SpanningRecordMemory: size.budget})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			e.Close()
-			transporttest.CheckPools(t, e)
-		})
-		return e
+	cfg := func() exchange.Config {
+		return exchange.Config{Transport: side.factory(t), MaxRecordSize: size.maxRecord, SpanningRecordMemory: size.budget}
 	}
-	cons, prod := node(), node()
+	cons, prod := attackNode(t, ctx, cfg()), attackNode(t, ctx, cfg())
 	fake := side.fake(t)
 	healthy := startHealthy(t, ctx, prod, cons)
 	before := healthy.rate()
