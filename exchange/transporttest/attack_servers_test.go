@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -175,6 +176,83 @@ func TestAttackTCPConnectionFlood(t *testing.T) {
 	}
 	for _, c := range conns {
 		c.Close()
+	}
+	checkRatio(t, before, during, healthy.rate())
+	healthy.finish(t)
+}
+
+// TestAttackTCPControlFlood: a peer floods a producer node (default
+// settings) with partition requests for unknown partitions and never
+// reads the refusals, and reconnects to flood again each time it is cut
+// off (10 times a second at most). The node closes each flooding connection once MaxControlBytes
+// (1 MiB) of refusals are queued: the time to detect is measured from a
+// flood's start to the peer's first failed write. A healthy consumer of
+// the node keeps its throughput while the floods go on, and completes.
+func TestAttackTCPControlFlood(t *testing.T) {
+	t.Cleanup(transporttest.CheckGoroutines(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prod, healthy := attackNodes(t, ctx, func() exchange.TransportFactory { return tcptransport.New(tcptransport.Config{}) })
+	before := healthy.rate()
+	probe := startProbe()
+
+	o := wire.Options{MaxFrameSize: wire.MaxFrameSizeFor(exchange.DefaultSegmentSize)}
+	batch := wire.AppendFrame(nil, wire.NewHello(o), o)
+	unknown := wire.ID(exchange.NewPartitionID())
+	for range 1000 {
+		batch = wire.AppendFrame(batch, &wire.PartitionRequest{PartitionID: unknown, ReceiverID: wire.ID(exchange.NewChannelID()), Credit: 2}, o)
+	}
+	// flood sends batches on one connection until the node closes it, and
+	// returns how long that took.
+	flood := func(actx context.Context) (time.Duration, error) {
+		nc, err := net.DialTimeout("tcp", prod.Addr(), 10*time.Second)
+		if err != nil {
+			return 0, err
+		}
+		defer nc.Close()
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10) // the refusals pile up at the node, not here
+		}
+		start := time.Now()
+		for actx.Err() == nil {
+			_ = nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, err := nc.Write(batch); err != nil {
+				return time.Since(start), nil
+			}
+		}
+		return time.Since(start), actx.Err()
+	}
+	actx, stop := context.WithCancel(ctx)
+	detections := make(chan []time.Duration, 1)
+	go func() {
+		var ds []time.Duration
+		for {
+			d, err := flood(actx)
+			if err != nil {
+				detections <- ds
+				return
+			}
+			ds = append(ds, d)
+			// Paced: the attacker runs on the node's own two cores, where
+			// an unpaced loop would measure CPU sharing, not the node.
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-actx.Done():
+			}
+		}
+	}()
+	healthy.waitRecords(t, ctx, 1000)
+	during := healthy.rate()
+	stop()
+	ds := <-detections
+	probe.finish(t)
+	if len(ds) == 0 {
+		t.Fatal("no flooding connection was closed while the healthy channel was measured")
+	}
+	slices.Sort(ds)
+	t.Logf("%d flooding connections closed; time to detect: median %v, max %v", len(ds), ds[len(ds)/2].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+	if ds[len(ds)-1] > 10*time.Second {
+		t.Errorf("a flood went on for %v; want each connection closed within 10 s", ds[len(ds)-1])
 	}
 	checkRatio(t, before, during, healthy.rate())
 	healthy.finish(t)
