@@ -154,6 +154,7 @@ func attackNode(t *testing.T, ctx context.Context, cfg exchange.Config) *exchang
 // healthyFlow is one channel from prod to cons that runs as fast as it
 // can, 64-byte records, every one checked for order.
 type healthyFlow struct {
+	cons    *exchange.Environment // the consumer's node
 	records atomic.Int64
 	stopW   atomic.Bool
 	wdone   chan error
@@ -172,7 +173,7 @@ func startHealthy(t *testing.T, ctx context.Context, prod, cons *exchange.Enviro
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Close() })
-	f := &healthyFlow{wdone: make(chan error, 1), rdone: make(chan error, 1)}
+	f := &healthyFlow{cons: cons, wdone: make(chan error, 1), rdone: make(chan error, 1)}
 	go func() {
 		// Stopped by a flag, not by cancelling EmitTo: an emit cancelled
 		// inside a record leaves that record cut.

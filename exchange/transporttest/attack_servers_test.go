@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"net"
 	"runtime"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/qexchange/qexchange/exchange"
 	"github.com/qexchange/qexchange/exchange/transporttest"
+	"github.com/qexchange/qexchange/exchange/transporttest/faultproxy"
 	"github.com/qexchange/qexchange/exchange/wire"
 	"github.com/qexchange/qexchange/quictransport"
 	"github.com/qexchange/qexchange/tcptransport"
@@ -254,6 +256,104 @@ func TestAttackTCPControlFlood(t *testing.T) {
 	if ds[len(ds)-1] > 10*time.Second {
 		t.Errorf("a flood went on for %v; want each connection closed within 10 s", ds[len(ds)-1])
 	}
+	checkRatio(t, before, during, healthy.rate())
+	healthy.finish(t)
+}
+
+// TestAttackConsumerKilledMidStream: a consumer's connection to a producer
+// node (default settings) is reset mid-stream, as when its process is
+// killed. The producer notices and releases the consumer's subpartition;
+// the time to detect is from the reset to the first request for that
+// subpartition that is no longer refused as already consumed. A healthy
+// consumer of the node keeps its throughput and completes.
+func TestAttackConsumerKilledMidStream(t *testing.T) {
+	t.Cleanup(transporttest.CheckGoroutines(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	factory := func() exchange.TransportFactory { return tcptransport.New(tcptransport.Config{}) }
+	prod, healthy := attackNodes(t, ctx, factory)
+	before := healthy.rate()
+
+	proxy, err := faultproxy.NewTCP(prod.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	p, err := prod.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	wctx, stopWriter := context.WithCancel(ctx)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		rec := make([]byte, 64)
+		for p.EmitTo(wctx, 0, rec) == nil {
+		}
+	}()
+	// firstRecord opens a gate on the subpartition through addr and
+	// returns it after its first record, or the error of its first Next.
+	firstRecord := func(cons *exchange.Environment, addr string) (*exchange.InputGate, error) {
+		g, err := cons.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID(), Addr: addr}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Next(ctx); err != nil {
+			g.Close()
+			return nil, err
+		}
+		return g, nil
+	}
+	victim := attackNode(t, ctx, exchange.Config{Transport: factory()}) // its network memory is not the attacked node's
+	probe := startProbe()
+	killed, err := firstRecord(victim, proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 1000 {
+		if _, err := killed.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	proxy.Cut()
+	// The subpartition takes one consumer: a new one is refused as
+	// ErrAlreadyConsumed while the producer still serves the killed one;
+	// once it has let it go (releasing the pipelined subpartition, which
+	// is read once), the answer is that the subpartition was cancelled.
+	var (
+		answer   error
+		refusals int
+	)
+	for {
+		g, err := firstRecord(healthy.cons, prod.Addr())
+		if err == nil {
+			g.Close()
+			t.Fatal("a new consumer read the killed consumer's subpartition")
+		}
+		if !errors.Is(err, exchange.ErrAlreadyConsumed) || ctx.Err() != nil {
+			answer = err
+			break
+		}
+		refusals++
+		time.Sleep(10 * time.Millisecond) // retry pacing
+	}
+	detect := time.Since(start)
+	t.Logf("the producer let the killed consumer go after %v (%d refusals meanwhile): %v", detect.Round(time.Millisecond), refusals, answer)
+	if !errors.Is(answer, exchange.ErrRemote) || ctx.Err() != nil {
+		t.Fatalf("new consumer: %v; want the producer's answer that the subpartition is gone", answer)
+	}
+	if detect > 5*time.Second {
+		t.Errorf("the killed consumer held its subpartition for %v; want under 5 s", detect)
+	}
+	// The killed consumer's writer is stopped first: it runs on the same
+	// cores and is not the attack.
+	stopWriter()
+	<-written
+	during := healthy.rate()
+	killed.Close()
+	probe.finish(t)
 	checkRatio(t, before, during, healthy.rate())
 	healthy.finish(t)
 }

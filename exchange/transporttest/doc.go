@@ -58,13 +58,21 @@
 //     served connection; heap/RSS as above. The idle ones are closed after
 //     IdleConnectionTimeout: tcptransport's TestIdleConnectionClosed times
 //     that (with a short timeout).
-//   - A control-message flood from a peer that never reads: tcptransport
-//     TestControlFlood (closed once MaxControlBytes are queued).
+//   - A control-message flood from a peer that never reads (reconnecting,
+//     10 times a second at most): TestAttackTCPControlFlood. Bound: each
+//     connection closed once MaxControlBytes (1 MiB) are queued, within
+//     10 s; tcptransport TestControlFlood checks the warning names the peer.
+//   - A consumer killed mid-stream (its connection reset):
+//     TestAttackConsumerKilledMidStream. Bound: the producer releases the
+//     subpartition within 5 s (a new request is no longer refused as
+//     already consumed).
 //   - QUIC streams that never send their Hello: quictransport
 //     TestStalledHandshakes (goroutines bounded by MaxHandshakingStreams).
 //   - Unauthenticated TCP reads: tcptransport TestTLSUnauthenticated
 //     (nothing read, the refusal logged naming the peer).
-//   - A peer that vanishes mid-stream (reset, or a silent path past the
-//     QUIC idle timeout): faults.go testCutFailsEveryChannel, within
-//     Options.CutDetection.
+//   - A producer that vanishes mid-stream (reset, or a silent path past
+//     the QUIC idle timeout, with a shortened timeout): faults.go
+//     testCutFailsEveryChannel, every channel failed within
+//     Options.CutDetection. A producer process that is stopped (SIGSTOP)
+//     with its sockets open is detected by keepalives; no test here.
 package transporttest
