@@ -33,14 +33,21 @@ func claimFrame(o wire.Options) []byte {
 	return append(b, make([]byte, 100)...)
 }
 
-// attackNodes starts a producer node (the one attacked) and a consumer
-// node with default configs on one transport, and a healthy channel
-// between them.
-func attackNodes(t *testing.T, ctx context.Context, factory func() exchange.TransportFactory) (prod *exchange.Environment, healthy *healthyFlow) {
+func tcpFactory() exchange.TransportFactory { return tcptransport.New(tcptransport.Config{}) }
+
+// beginAttack starts, with default configs on one transport, a producer
+// node (the one attacked), a consumer node and a healthy channel between
+// them; it measures the channel's rate, then starts the probe. The test
+// gets a minute and a goroutine leak check.
+func beginAttack(t *testing.T, factory func() exchange.TransportFactory) (ctx context.Context, prod *exchange.Environment, healthy *healthyFlow, before float64, probe *memProbe) {
 	t.Helper()
+	t.Cleanup(transporttest.CheckGoroutines(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
 	prod = attackNode(t, ctx, exchange.Config{Transport: factory()})
 	cons := attackNode(t, ctx, exchange.Config{Transport: factory()})
-	return prod, startHealthy(t, ctx, prod, cons)
+	healthy = startHealthy(t, ctx, prod, cons)
+	return ctx, prod, healthy, healthy.rate(), startProbe()
 }
 
 // TestAttackQUICStreamClaims: one peer opens 10^4 streams to a producer
@@ -51,13 +58,8 @@ func attackNodes(t *testing.T, ctx context.Context, factory func() exchange.Tran
 // goroutines and memory stay bounded; a healthy consumer of the node
 // keeps its throughput and completes.
 func TestAttackQUICStreamClaims(t *testing.T) {
-	t.Cleanup(transporttest.CheckGoroutines(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	cfg := quicConfig(t)
-	prod, healthy := attackNodes(t, ctx, func() exchange.TransportFactory { return quictransport.New(cfg) })
-	before := healthy.rate()
-	probe := startProbe()
+	ctx, prod, healthy, before, probe := beginAttack(t, func() exchange.TransportFactory { return quictransport.New(cfg) })
 
 	attacker, err := quic.DialAddr(ctx, prod.Addr(), &tls.Config{Certificates: []tls.Certificate{*cfg.Certificate},
 		InsecureSkipVerify: true, NextProtos: []string{quictransport.ALPN}}, nil)
@@ -104,12 +106,7 @@ func TestAttackQUICStreamClaims(t *testing.T) {
 // idle connections are closed after IdleConnectionTimeout (1 min by
 // default; TestIdleConnectionClosed in tcptransport times it).
 func TestAttackTCPConnectionFlood(t *testing.T) {
-	t.Cleanup(transporttest.CheckGoroutines(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	prod, healthy := attackNodes(t, ctx, func() exchange.TransportFactory { return tcptransport.New(tcptransport.Config{}) })
-	before := healthy.rate()
-	probe := startProbe()
+	ctx, prod, healthy, before, probe := beginAttack(t, tcpFactory)
 
 	claim := claimFrame(wire.Options{MaxFrameSize: wire.MaxFrameSizeFor(exchange.DefaultSegmentSize)})
 	const addrs, perAddr = 9, tcptransport.DefaultMaxConnectionsPerAddress
@@ -186,17 +183,13 @@ func TestAttackTCPConnectionFlood(t *testing.T) {
 // TestAttackTCPControlFlood: a peer floods a producer node (default
 // settings) with partition requests for unknown partitions and never
 // reads the refusals, and reconnects to flood again each time it is cut
-// off (10 times a second at most). The node closes each flooding connection once MaxControlBytes
-// (1 MiB) of refusals are queued: the time to detect is measured from a
-// flood's start to the peer's first failed write. A healthy consumer of
+// off (10 times a second at most). The node closes each flooding
+// connection once MaxControlBytes (1 MiB) of refusals are queued: the time
+// to detect is measured from a flood's start to the peer's first failed
+// write. A healthy consumer of
 // the node keeps its throughput while the floods go on, and completes.
 func TestAttackTCPControlFlood(t *testing.T) {
-	t.Cleanup(transporttest.CheckGoroutines(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	prod, healthy := attackNodes(t, ctx, func() exchange.TransportFactory { return tcptransport.New(tcptransport.Config{}) })
-	before := healthy.rate()
-	probe := startProbe()
+	ctx, prod, healthy, before, probe := beginAttack(t, tcpFactory)
 
 	o := wire.Options{MaxFrameSize: wire.MaxFrameSizeFor(exchange.DefaultSegmentSize)}
 	batch := wire.AppendFrame(nil, wire.NewHello(o), o)
@@ -267,12 +260,8 @@ func TestAttackTCPControlFlood(t *testing.T) {
 // subpartition that is no longer refused as already consumed. A healthy
 // consumer of the node keeps its throughput and completes.
 func TestAttackConsumerKilledMidStream(t *testing.T) {
-	t.Cleanup(transporttest.CheckGoroutines(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	factory := func() exchange.TransportFactory { return tcptransport.New(tcptransport.Config{}) }
-	prod, healthy := attackNodes(t, ctx, factory)
-	before := healthy.rate()
+	victim := attackNode(t, context.Background(), exchange.Config{Transport: tcpFactory()}) // its network memory is not the attacked node's
+	ctx, prod, healthy, before, probe := beginAttack(t, tcpFactory)
 
 	proxy, err := faultproxy.NewTCP(prod.Addr())
 	if err != nil {
@@ -305,8 +294,6 @@ func TestAttackConsumerKilledMidStream(t *testing.T) {
 		}
 		return g, nil
 	}
-	victim := attackNode(t, ctx, exchange.Config{Transport: factory()}) // its network memory is not the attacked node's
-	probe := startProbe()
 	killed, err := firstRecord(victim, proxy.Addr())
 	if err != nil {
 		t.Fatal(err)
