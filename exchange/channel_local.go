@@ -89,7 +89,9 @@ func (c *localChannel) poll() (Buffer, bool, bool, error) {
 		}
 		return Buffer{}, false, false, nil
 	}
-	return res.buf, true, sub.available(true), nil
+	// A failure after this buffer must be polled for: the partition may
+	// have failed before this channel's listener was attached.
+	return res.buf, true, sub.available(true) || part.failure() != nil, nil
 }
 
 func (c *localChannel) resume() error {

@@ -234,7 +234,10 @@ func (p *ResultPartition) checkWritable() error {
 }
 
 // EmitTo appends record to subpartition sub. It blocks while the
-// partition's buffers are all in use (backpressure) until ctx is done.
+// partition's buffers are all in use (backpressure) until ctx is done. If
+// ctx ends after part of a record that spans buffers was written, that
+// part cannot be taken back: the partition fails with the error, which
+// its consumers get instead of a cut record.
 func (p *ResultPartition) EmitTo(ctx context.Context, sub int, record []byte) error {
 	if uint(sub) >= uint(len(p.subs)) {
 		return fmt.Errorf("%w: subpartition %d of %d", ErrSubpartitionOutOfRange, sub, len(p.subs))
@@ -383,31 +386,49 @@ func (p *ResultPartition) write(ctx context.Context, cur **segment, subs []subpa
 	}
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(len(record)))
-	if err := p.writeBytes(ctx, cur, subs, hdr[:]); err != nil {
-		return err
+	n, err := p.writeBytes(ctx, cur, subs, hdr[:])
+	if err == nil {
+		var m int
+		m, err = p.writeBytes(ctx, cur, subs, record)
+		n += m
 	}
-	return p.writeBytes(ctx, cur, subs, record)
+	if err != nil && n > 0 {
+		// Part of the record is in the segments, some of it perhaps sent
+		// already: it cannot be taken back, and a consumer would read it
+		// as a record cut by whatever comes next. The partition fails
+		// instead, so its consumers get this error, not a cut record.
+		err = fmt.Errorf("exchange: partition %s: record cut after %d of %d bytes, partition failed: %w", p.id, n, 4+len(record), err)
+		p.failWriting(err)
+	}
+	return err
 }
 
-func (p *ResultPartition) writeBytes(ctx context.Context, cur **segment, subs []subpartition, b []byte) error {
+// failWriting is Fail for the writer (wmu held): the flusher, which takes
+// wmu, is left to stop at Release instead of being waited for here.
+func (p *ResultPartition) failWriting(err error) {
+	p.failed.CompareAndSwap(nil, &err)
+	p.notifyListeners()
+}
+
+func (p *ResultPartition) writeBytes(ctx context.Context, cur **segment, subs []subpartition, b []byte) (written int, err error) {
 	for len(b) > 0 {
 		seg := *cur
 		if seg == nil {
-			var err error
 			if seg, err = p.newSegment(ctx, subs); err != nil {
-				return err
+				return written, err
 			}
 			*cur = seg
 		}
 		w := int(seg.pos)
 		n := copy(seg.data[w:], b)
 		b = b[n:]
+		written += n
 		seg.pos = int32(w + n)
 		if w+n == len(seg.data) {
 			p.finishSegment(cur, subs)
 		}
 	}
-	return nil
+	return written, nil
 }
 
 // newSegment takes a segment from the pool (waiting for one: this is the
@@ -615,6 +636,11 @@ func (p *ResultPartition) Fail(err error) {
 	}
 	p.failed.CompareAndSwap(nil, &err)
 	p.stopFlush()
+	p.notifyListeners()
+}
+
+// notifyListeners wakes every reader, so that it sees a failure.
+func (p *ResultPartition) notifyListeners() {
 	for i := range p.subs {
 		s := &p.subs[i]
 		s.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -525,5 +526,97 @@ func TestNextBatch(t *testing.T) {
 	g.Close()
 	if err := g.NextBatch(ctx, func(exchange.Element) bool { return true }); !errors.Is(err, exchange.ErrClosed) && !errors.Is(err, io.EOF) {
 		t.Fatalf("NextBatch after Close: %v", err)
+	}
+}
+
+// TestCancelledSpanningRecordFailsPartition: an Emit whose context ends
+// while its record spans segments has put part of the record in the
+// queue. The partition fails, so that its consumer gets that error rather
+// than a record cut by whatever the writer or Finish sends next; a record
+// cancelled before any of its bytes were written leaves the partition
+// usable.
+func TestCancelledSpanningRecordFailsPartition(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := localEnv(t, exchange.Config{SegmentSize: 4096})
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, MinBuffers: 2, MaxBuffers: 2, BufferTimeout: exchange.FlushFullBuffersOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nobody reads: two segments fill, the third is never granted.
+	emitCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.EmitTo(emitCtx, 0, make([]byte, 3*4096)) }()
+	for p.BufferPool().BackpressuredTime() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("Emit ended before blocking: %v", err)
+		case <-time.After(time.Millisecond): // bounded poll of a metric, not synchronisation of data
+		}
+	}
+	stop()
+	err = <-done
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cut Emit: %v, want context.Canceled", err)
+	}
+	if err := p.EmitTo(ctx, 0, []byte("next")); err == nil {
+		t.Fatal("Emit after a cut record succeeded")
+	}
+	if err := p.Finish(ctx); err == nil {
+		t.Fatal("Finish after a cut record succeeded")
+	}
+	g := localGate(t, env, p, 0)
+	for {
+		e, err := g.Next(ctx)
+		if err == nil {
+			if e.Record != nil {
+				t.Fatalf("consumer got a record of %d bytes from a partition whose only record was cut", len(e.Record))
+			}
+			continue
+		}
+		if errors.Is(err, io.EOF) || !strings.Contains(err.Error(), "record cut") {
+			t.Fatalf("consumer of a partition with a cut record: %v, want the writer's error", err)
+		}
+		break
+	}
+}
+
+// TestCancelledBeforeRecordKeepsPartition: an Emit cancelled while it
+// waits for its first segment wrote nothing, so the partition goes on.
+func TestCancelledBeforeRecordKeepsPartition(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := localEnv(t, exchange.Config{SegmentSize: 4096})
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, MinBuffers: 2, MaxBuffers: 2, BufferTimeout: exchange.FlushFullBuffersOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // each fills one of the two segments
+		if err := p.EmitTo(ctx, 0, make([]byte, 4096-4)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancelled, stop := context.WithCancel(ctx)
+	stop()
+	if err := p.EmitTo(cancelled, 0, []byte("x")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Emit without a free segment and a cancelled context: %v", err)
+	}
+	g := localGate(t, env, p, 0)
+	for i := range 2 {
+		e, err := g.Next(ctx)
+		if err != nil || len(e.Record) != 4096-4 {
+			t.Fatalf("record %d: %d bytes, %v", i, len(e.Record), err)
+		}
+	}
+	if err := p.Finish(ctx); err != nil {
+		t.Fatalf("Finish after a record cancelled before its first byte: %v", err)
+	}
+	for {
+		if _, err := g.Next(ctx); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("end: %v, want io.EOF", err)
+			}
+			break
+		}
 	}
 }
