@@ -122,13 +122,24 @@ type debloater struct {
 	idle     atomic.Int64 // nanoseconds Next waited for data
 	size     atomic.Int64 // the size last announced
 
-	// Sampler goroutine only.
-	samples []float64 // throughput, bytes/s, ring of cfg.Samples
+	// Sampler goroutine only: a ring of cfg.Samples measurements.
+	samples []debloatSample
 	n, next int
 }
 
+// debloatSample is one period's throughput (bytes/s) and buffers in use.
+// The throughput is averaged over the samples; of the buffers in use the
+// largest count is taken: they swing with every aligned barrier (the
+// channel drains while its producer is blocked, and the backlog the
+// consumer knows is stale until buffers flow again), and the size must
+// bound what is in flight when the pipeline is full, not in between.
+type debloatSample struct {
+	throughput float64
+	inUse      int
+}
+
 func newDebloater(g *InputGate, cfg DebloatConfig, segmentSize int) *debloater {
-	d := &debloater{g: g, cfg: cfg, maxSize: segmentSize, samples: make([]float64, cfg.Samples)}
+	d := &debloater{g: g, cfg: cfg, maxSize: segmentSize, samples: make([]debloatSample, cfg.Samples)}
 	d.size.Store(int64(segmentSize))
 	return d
 }
@@ -159,18 +170,22 @@ func (d *debloater) sample(elapsed time.Duration) {
 	if busy < elapsed/100 {
 		return // idle all period: nothing learnt about the consumer's speed
 	}
-	d.samples[d.next] = float64(bytes) / busy.Seconds()
+	d.samples[d.next] = debloatSample{throughput: float64(bytes) / busy.Seconds(), inUse: d.g.buffersInUse()}
 	d.next = (d.next + 1) % len(d.samples)
 	d.n = min(d.n+1, len(d.samples))
-	var sum float64
+	var throughput float64
+	inUse := 0
 	for _, s := range d.samples[:d.n] {
-		sum += s
+		throughput += s.throughput
+		inUse = max(inUse, s.inUse)
 	}
-	size := debloatedSize(sum/float64(d.n), d.g.buffersInUse(), d.cfg.Target, d.cfg.MinBufferSize, d.maxSize)
+	throughput /= float64(d.n)
+	size := debloatedSize(throughput, inUse, d.cfg.Target, d.cfg.MinBufferSize, d.maxSize)
 	if !announceSize(size, int(d.size.Load()), d.cfg.MinBufferSize, d.maxSize, d.cfg.Threshold) {
 		return
 	}
 	d.size.Store(int64(size))
+	d.g.env.log.Debug().Float64("throughput", throughput).Int("buffers_in_use", inUse).Int("size", size).Msg("debloat: new buffer size")
 	for _, ch := range d.g.channels {
 		if rc, ok := ch.(*remoteChannel); ok {
 			rc.announceBufferSize(size)

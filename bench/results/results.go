@@ -136,8 +136,10 @@ type Result struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// Link mode only (see link.go): per-channel throughput and stall
 	// time, the emulator's counters for this run, and the latency CDF.
-	Channels   *Channels  `json:"channels,omitempty"`
-	Emulator   *Emulator  `json:"emulator,omitempty"`
+	Channels *Channels `json:"channels,omitempty"`
+	Emulator *Emulator `json:"emulator,omitempty"`
+	// Barrier is set by the barrier scenario (bench -barrier; barrier.go).
+	Barrier    *Barrier   `json:"barrier,omitempty"`
 	LatencyCDF []CDFPoint `json:"latency_cdf,omitempty"`
 	// Error is set when the run failed (a channel error, a setup failure).
 	Error string `json:"error,omitempty"`

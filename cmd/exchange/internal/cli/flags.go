@@ -163,6 +163,7 @@ type options struct {
 
 	// bench on the emulated link (see linkflags.go)
 	link       linkOptions
+	barrier    barrierOptions // -barrier, -debloat (barrier.go)
 	preset     string
 	jsonPath   string
 	verbose    bool
@@ -203,6 +204,9 @@ var presets = map[string]map[string]string{
 	// Paced load so queues stay short: 10,000 records/s per writer, every
 	// record flushed and timestamped.
 	"latency": {"writers": "1", "readers": "1", "buffer-timeout": "0", "record-rate": "10000"},
+	// A slow consumer (10% of the producer's 5,000 records/s) and an
+	// aligned checkpoint barrier every 500 ms (barrier.go).
+	"barrier": {"writers": "1", "readers": "1", "record-rate": "5000", "consumer-rate": "0.1", "barrier": "aligned", "duration": "28s", "barrier-warmup": "4s", "repeat": "1", "calibrate": "0", "transport": "tcp,quic"},
 }
 
 func presetNames() []string {
@@ -239,8 +243,10 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.Int64Var(&o.records, "records", 0, "stop each exchange run after this many records in total (0: run for -duration)")
 		fs.StringVar(&o.preset, "preset", "", "set flags from a preset (flags given explicitly win): "+strings.Join(presetNames(), ", ")+
 			"; throughput-100: -writers 4 -readers 100 -record-size 8 -buffer-timeout 100ms; throughput-1000-1ms: -writers 4 -readers 1000 -record-size 8 -buffer-timeout 1ms -network-memory 512MiB;"+
-			" broadcast: -writers 4 -readers 100 -selector broadcast; latency: -writers 1 -readers 1 -buffer-timeout 0 -record-rate 10000")
+			" broadcast: -writers 4 -readers 100 -selector broadcast; latency: -writers 1 -readers 1 -buffer-timeout 0 -record-rate 10000;"+
+			" barrier: -writers 1 -readers 1 -record-rate 5000 -consumer-rate 0.1 -barrier aligned -duration 28s -barrier-warmup 4s -repeat 1 -calibrate 0 -transport tcp,quic")
 		o.link.register(fs)
+		o.barrier.register(fs)
 	case "serve":
 		o.transports.items = []string{tTCP}
 		fs.Var(&o.transports, "transport", "transport: tcp or quic")
@@ -498,6 +504,9 @@ func (o *options) validate() error {
 	}
 	if o.cmd == "bench" {
 		if err := o.validateLink(); err != nil {
+			return err
+		}
+		if err := o.validateBarrier(); err != nil {
 			return err
 		}
 	}
