@@ -121,6 +121,9 @@ type debloater struct {
 	consumed atomic.Int64 // bytes of data buffers Next took
 	idle     atomic.Int64 // nanoseconds Next waited for data
 	size     atomic.Int64 // the size last announced
+	// estimateMs: what the buffers in use take to consume at the measured
+	// throughput, at the last announced size (metrics).
+	estimateMs atomic.Int64
 
 	// Sampler goroutine only: a ring of cfg.Samples measurements.
 	samples []debloatSample
@@ -181,6 +184,9 @@ func (d *debloater) sample(elapsed time.Duration) {
 	}
 	throughput /= float64(d.n)
 	size := debloatedSize(throughput, inUse, d.cfg.Target, d.cfg.MinBufferSize, d.maxSize)
+	if throughput > 0 {
+		d.estimateMs.Store(int64(float64(d.size.Load()) * float64(max(inUse, 1)) / throughput * 1000))
+	}
 	if !announceSize(size, int(d.size.Load()), d.cfg.MinBufferSize, d.maxSize, d.cfg.Threshold) {
 		return
 	}

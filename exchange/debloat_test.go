@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/qexchange/qexchange/exchange"
 	"github.com/qexchange/qexchange/exchange/memtransport"
 	"github.com/qexchange/qexchange/exchange/transporttest"
@@ -21,7 +23,8 @@ func TestDebloatShrinksBuffersOfSlowConsumer(t *testing.T) {
 	defer cancel()
 	n := memtransport.NewNetwork()
 	prod := localEnv(t, exchange.Config{Transport: n.Factory()})
-	cons := localEnv(t, exchange.Config{Transport: n.Factory()})
+	reg := prometheus.NewRegistry()
+	cons := localEnv(t, exchange.Config{Transport: n.Factory(), Metrics: reg})
 	part, err := prod.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +74,22 @@ func TestDebloatShrinksBuffersOfSlowConsumer(t *testing.T) {
 	}
 	if size := g.BufferSize(); size < exchange.DefaultMinBufferSize || size >= seg/2 {
 		t.Fatalf("announced %d B, want within [%d, %d)", size, exchange.DefaultMinBufferSize, seg/2)
+	}
+	gauges := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			gauges[mf.GetName()] = m.GetGauge().GetValue()
+		}
+	}
+	if v := gauges["qexchange_debloated_buffer_size"]; v < exchange.DefaultMinBufferSize || v >= float64(seg/2) {
+		t.Errorf("debloated_buffer_size gauge %v, want the debloated size", v)
+	}
+	if v, ok := gauges["qexchange_estimated_time_to_consume_buffers_ms"]; !ok || v < 0 {
+		t.Errorf("estimated_time_to_consume_buffers_ms gauge %v (present %v)", v, ok)
 	}
 	stopProd()
 	if err := <-prodDone; !errors.Is(err, context.Canceled) {
