@@ -82,6 +82,9 @@ func (o *options) validateBarrier() error {
 			return usagef("-barrier runs the exchange only: -transport %s has no barriers (use tcp, quic or mem)", t)
 		}
 	}
+	if o.blk.blocking() {
+		return usagef("-barrier needs pipelined partitions (checkpoint barriers stream with the records), not -partition-type blocking")
+	}
 	if o.selector == "broadcast" {
 		return usagef("-barrier needs a unicast -selector (roundrobin or hash)")
 	}
@@ -110,6 +113,7 @@ func newBenchEnv(ctx context.Context, o *options, name, role string, hooks Hooks
 		SegmentSize:   int(o.segmentSize.n),
 		Transport:     f,
 		ListenAddr:    addr,
+		SpillDir:      o.blk.spillDir,
 		Logger:        log.With().Str("node", role).Logger(),
 		// Both nodes export into one registry: the labels keep their
 		// series apart.

@@ -18,6 +18,7 @@ func TestBarrierUsageErrors(t *testing.T) {
 		{[]string{"bench", "-barrier", "aligned", "-record-rate", "1000", "-transport", "tcp,raw-tcp"}, "runs the exchange only"},
 		{[]string{"bench", "-barrier", "aligned", "-record-rate", "1000", "-transport", "tcp", "-selector", "broadcast"}, "unicast -selector"},
 		{[]string{"bench", "-consumer-rate", "0.1"}, "-consumer-rate needs -barrier"},
+		{[]string{"bench", "-barrier", "aligned", "-record-rate", "1000", "-transport", "tcp", "-partition-type", "blocking"}, "needs pipelined partitions"},
 		{[]string{"bench", "-debloat", "-debloat-target", "0s"}, "-debloat-target must be positive"},
 	})
 }
