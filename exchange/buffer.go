@@ -26,6 +26,10 @@ type segment struct {
 	pos      int32
 	written  atomic.Int32
 	finished atomic.Bool
+	// limit is where the writer treats the segment as full: len(data), or
+	// less for a subpartition whose consumer announced a debloated buffer
+	// size (docs/architecture.md, "Buffer debloating"). Writer side, wmu.
+	limit int32
 }
 
 // publish makes everything the writer put into s readable (wmu held).

@@ -103,6 +103,9 @@ func (c *remoteChannel) open() {
 	if announce {
 		link.NotifyCreditAvailable()
 	}
+	if size := c.g.announcedSize(); size > 0 {
+		c.announceBufferSize(size)
+	}
 }
 
 // retriable: the producer is not there yet (docs/architecture.md,

@@ -57,6 +57,9 @@ type GateConfig struct {
 	// keeps retrying with backoff, an error fails the channel at once
 	// with it. Nil: retry blind as above.
 	PartitionStateChecker PartitionStateChecker
+	// Debloat turns on buffer debloating for the gate's remote channels
+	// (off by default; see DebloatConfig).
+	Debloat DebloatConfig
 }
 
 // PartitionStateChecker asks a coordinator about a partition's producer
@@ -179,6 +182,9 @@ type InputGate struct {
 	requests, retries atomic.Int64
 	failed            [len(failureClasses)]atomic.Int64
 
+	// debloat is nil unless GateConfig.Debloat is enabled (debloat.go).
+	debloat *debloater
+
 	closeOnce sync.Once
 }
 
@@ -192,6 +198,10 @@ func newInputGate(env *Environment, cfg GateConfig) (*InputGate, error) {
 		if c.Addr != "" {
 			remote++
 		}
+	}
+	debloat := cfg.Debloat.withDefaults()
+	if err := debloat.validate(env.pool.segmentSize); err != nil {
+		return nil, err
 	}
 	if remote > 0 && env.transport == nil {
 		return nil, configError("Channels", cfg.Channels[0].Addr, "remote channels need a transport (Config.Transport)")
@@ -223,6 +233,14 @@ func newInputGate(env *Environment, cfg GateConfig) (*InputGate, error) {
 		}
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
+	if debloat.Enabled && remote > 0 {
+		g.debloat = newDebloater(g, debloat, env.pool.segmentSize)
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			g.debloat.run()
+		}()
+	}
 	for i, spec := range cfg.Channels {
 		if spec.Addr == "" {
 			g.channels[i] = newLocalChannel(g, i, spec)
@@ -287,11 +305,18 @@ func (g *InputGate) take(ctx context.Context) (int, error) {
 			return i, nil
 		}
 		g.mu.Unlock()
+		var waitFrom time.Time
+		if g.debloat != nil {
+			waitFrom = time.Now()
+		}
 		select {
 		case <-g.wake:
 		case <-ctx.Done():
 			return -1, ctx.Err()
 		case <-g.ctx.Done():
+		}
+		if g.debloat != nil {
+			g.debloat.idle.Add(int64(time.Since(waitFrom)))
 		}
 	}
 }
@@ -392,12 +417,18 @@ func (g *InputGate) nextSlow(ctx context.Context) (Element, error) {
 // countIn counts a data buffer of n bytes taken from ch: per buffer,
 // and nothing at all without metrics.
 func (g *InputGate) countIn(ch inputChannel, n int) {
-	if !g.metered {
+	if !g.metered && g.debloat == nil {
 		return
 	}
 	loc := 0
 	if _, remote := ch.(*remoteChannel); remote {
 		loc = 1
+		if g.debloat != nil { // remote channels only, as buffersInUse
+			g.debloat.consumed.Add(int64(n))
+		}
+	}
+	if !g.metered {
+		return
 	}
 	g.in[loc].bytes.Add(int64(n))
 	g.in[loc].buffers.Add(1)

@@ -34,6 +34,7 @@ type envMetrics struct {
 	bytesOut, buffersOut                          *prometheus.Desc
 	inPoolUsage, bytesIn, buffersIn, gateChannels *prometheus.Desc
 	inQueue, credit, requests, retries, failures  *prometheus.Desc
+	debloatSize, debloatEstimate                  *prometheus.Desc
 
 	// backPressuredTimeMsPerSecond is a rate over the time since the
 	// previous sample of each partition, resampled once a second at most
@@ -71,6 +72,8 @@ func newEnvMetrics(e *Environment, reg prometheus.Registerer) (*envMetrics, erro
 		requests:        d("partition_requests_total", "Partition requests the gate's remote channels sent, retries included.", "gate"),
 		retries:         d("partition_request_retries_total", "Partition requests retried after PartitionNotFound or a refused connection.", "gate"),
 		failures:        d("channel_failures_total", "Input channels that failed, by class of error.", "gate", "class"),
+		debloatSize:     d("debloated_buffer_size", "Buffer size the gate last announced to its producers (Flink's debloatedBufferSize); only with debloating.", "gate"),
+		debloatEstimate: d("estimated_time_to_consume_buffers_ms", "Time the gate's buffers in use take to consume at its measured throughput (Flink's estimatedTimeToConsumeBuffersMs); only with debloating.", "gate"),
 		samples:         make(map[*ResultPartition]bpSample),
 	}
 	if err := reg.Register(m); err != nil {
@@ -86,7 +89,7 @@ func (m *envMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		m.networkUsage, m.networkSegments, m.outPoolUsage, m.outQueue, m.bpSeconds, m.bpMsPerSec,
 		m.bytesOut, m.buffersOut, m.inPoolUsage, m.bytesIn, m.buffersIn, m.gateChannels,
-		m.inQueue, m.credit, m.requests, m.retries, m.failures,
+		m.inQueue, m.credit, m.requests, m.retries, m.failures, m.debloatSize, m.debloatEstimate,
 	} {
 		ch <- d
 	}
@@ -163,6 +166,10 @@ func (m *envMetrics) Collect(ch chan<- prometheus.Metric) {
 		counter(m.retries, float64(g.retries.Load()), id)
 		for i, c := range failureClasses {
 			counter(m.failures, float64(g.failed[i].Load()), id, c.name)
+		}
+		if d := g.debloat; d != nil {
+			gauge(m.debloatSize, float64(d.size.Load()), id)
+			gauge(m.debloatEstimate, float64(d.estimateMs.Load()), id)
 		}
 	}
 }

@@ -262,7 +262,7 @@ func (p *ResultPartition) appendFast(sub int, record []byte) bool {
 	}
 	w := int(seg.pos)
 	end := w + 4 + len(record)
-	if end >= len(seg.data) {
+	if end >= int(seg.limit) {
 		return false
 	}
 	binary.BigEndian.PutUint32(seg.data[w:], uint32(len(record)))
@@ -374,11 +374,11 @@ func (p *ResultPartition) write(ctx context.Context, cur **segment, subs []subpa
 	// The record and its length fit in the open segment.
 	if seg := *cur; seg != nil {
 		w := int(seg.pos)
-		if end := w + 4 + len(record); end <= len(seg.data) {
+		if end := w + 4 + len(record); end <= int(seg.limit) {
 			binary.BigEndian.PutUint32(seg.data[w:], uint32(len(record)))
 			copy(seg.data[w+4:end], record)
 			seg.pos = int32(end)
-			if end == len(seg.data) {
+			if end == int(seg.limit) {
 				p.finishSegment(cur, subs)
 			}
 			return nil
@@ -420,11 +420,11 @@ func (p *ResultPartition) writeBytes(ctx context.Context, cur **segment, subs []
 			*cur = seg
 		}
 		w := int(seg.pos)
-		n := copy(seg.data[w:], b)
+		n := copy(seg.data[w:seg.limit], b)
 		b = b[n:]
 		written += n
 		seg.pos = int32(w + n)
-		if w+n == len(seg.data) {
+		if w+n == int(seg.limit) {
 			p.finishSegment(cur, subs)
 		}
 	}
@@ -458,8 +458,12 @@ func (p *ResultPartition) newSegment(ctx context.Context, subs []subpartition) (
 		}
 	}
 	seg.pos = 0
+	seg.limit = int32(len(seg.data))
 	if p.blocking != nil {
 		return seg, nil // spilled when finished, never queued
+	}
+	if len(subs) == 1 {
+		seg.limit = subs[0].cutSize(seg.limit)
 	}
 	// One reference for the writer, one per subpartition queue.
 	seg.refs.Store(int32(1 + len(subs)))

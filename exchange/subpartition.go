@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/qexchange/qexchange/exchange/wire"
 )
@@ -42,6 +43,9 @@ type subpartition struct {
 	// network: read by a view, which sends compressed buffers as they
 	// are (compression.go); local readers get plain records.
 	network bool
+	// bufferSize is the size its consumer announced (NewBufferSize,
+	// debloat.go); 0: whole segments.
+	bufferSize atomic.Int32
 }
 
 func (s *subpartition) len() int { return s.queue.len() }

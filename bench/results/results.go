@@ -142,8 +142,10 @@ type Result struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// Link mode only (see link.go): per-channel throughput and stall
 	// time, the emulator's counters for this run, and the latency CDF.
-	Channels   *Channels  `json:"channels,omitempty"`
-	Emulator   *Emulator  `json:"emulator,omitempty"`
+	Channels *Channels `json:"channels,omitempty"`
+	Emulator *Emulator `json:"emulator,omitempty"`
+	// Barrier is set by the barrier scenario (bench -barrier; barrier.go).
+	Barrier    *Barrier   `json:"barrier,omitempty"`
 	LatencyCDF []CDFPoint `json:"latency_cdf,omitempty"`
 	// Blocking: the phases of a BLOCKING partition run and what went to
 	// disk; Compression: the codec's counts (with lz4); PeakRSS: the

@@ -106,8 +106,9 @@ func (o *Outbound) Apply(m wire.Message) (handled bool, err error) {
 		}
 		v.TaskEvent(bytes.Clone(m.Event))
 	case *wire.NewBufferSize:
-		// Buffer debloating is not implemented by the views: the message
-		// was validated by the codec and is otherwise ignored.
+		// Buffer debloating: the producer cuts this channel's buffers at
+		// the consumer's size (the codec checked it is > 0).
+		v.SetBufferSize(int(m.BufferSize))
 	default:
 		return false, nil
 	}

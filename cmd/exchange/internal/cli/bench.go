@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
@@ -89,6 +88,7 @@ func runBench(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 	if err := rep.WriteTable(stdout); err != nil {
 		return ExitFailed
 	}
+	writeBarrierRounds(stdout, rep.Rounds)
 	if o.jsonPath != "" {
 		if err := rep.WriteJSONFile(o.jsonPath); err != nil {
 			fmt.Fprintf(stderr, "exchange bench: writing -json %s: %v\n", o.jsonPath, err)
@@ -232,6 +232,9 @@ type measureSpec struct {
 }
 
 func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *tlsMaterial, stderr io.Writer, log zerolog.Logger, ms *measureSpec) results.Result {
+	if o.barrier.mode != "" {
+		return runBarrier(ctx, o, name, hooks, m, log, ms)
+	}
 	r := results.Result{Transport: name}
 	x := &exchangeRun{o: o, name: name}
 	defer x.close()
@@ -240,26 +243,7 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 		mem = memtransport.NewNetwork()
 	}
 	newEnv := func(role string) (*exchange.Environment, error) {
-		h := hooks.forRole(role)
-		f := factory(name, h, o.transportSettings(), m, mem)
-		addr := h.ProducerListen
-		if role == "consumer" {
-			addr = h.ConsumerListen
-		}
-		if addr == "" {
-			addr = "127.0.0.1:0"
-		}
-		return exchange.NewEnvironment(ctx, exchange.Config{
-			NetworkMemory: o.networkMemory.n,
-			SegmentSize:   int(o.segmentSize.n),
-			Transport:     f,
-			ListenAddr:    addr,
-			SpillDir:      o.blk.spillDir,
-			Logger:        log.With().Str("node", role).Logger(),
-			// Both nodes export into one registry: the labels keep their
-			// series apart.
-			Metrics: o.metrics.registerer(prometheus.Labels{"node": role, "transport": name}),
-		})
+		return newBenchEnv(ctx, o, name, role, hooks, m, mem, log)
 	}
 	fail := func(err error) results.Result {
 		r.Error = err.Error()
@@ -299,7 +283,7 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 			for w := range chans {
 				chans[w] = exchange.ChannelSpec{Partition: exchange.PartitionIDFromName(job, w), Subpartition: g, Addr: x.prodEnv.Addr()}
 			}
-			gate, err := x.consEnv.CreateInputGate(exchange.GateConfig{Channels: chans})
+			gate, err := x.consEnv.CreateInputGate(exchange.GateConfig{Channels: chans, Debloat: o.barrier.debloatConfig()})
 			if err != nil {
 				return fmt.Errorf("input gate %d: %w", g, err)
 			}

@@ -164,6 +164,7 @@ type options struct {
 	// bench on the emulated link (see linkflags.go)
 	link       linkOptions
 	blk        blockingOptions // -partition-type, -compression, -spill-dir (blocking.go)
+	barrier    barrierOptions  // -barrier, -debloat (barrier.go)
 	preset     string
 	jsonPath   string
 	verbose    bool
@@ -204,6 +205,9 @@ var presets = map[string]map[string]string{
 	// Paced load so queues stay short: 10,000 records/s per writer, every
 	// record flushed and timestamped.
 	"latency": {"writers": "1", "readers": "1", "buffer-timeout": "0", "record-rate": "10000"},
+	// A slow consumer (10% of the producer's 5,000 records/s) and an
+	// aligned checkpoint barrier every 500 ms (barrier.go).
+	"barrier": {"writers": "1", "readers": "1", "record-rate": "5000", "consumer-rate": "0.1", "barrier": "aligned", "duration": "28s", "barrier-warmup": "4s", "repeat": "1", "calibrate": "0", "transport": "tcp,quic"},
 	// Flink's BlockingPartitionBenchmark: 15M 8-byte records, parallelism
 	// 4 (here 4 writers x 4 readers, all to all), full buffers only, the
 	// partitions written to disk, then read.
@@ -251,9 +255,11 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.StringVar(&o.preset, "preset", "", "set flags from a preset (flags given explicitly win): "+strings.Join(presetNames(), ", ")+
 			"; throughput-100: -writers 4 -readers 100 -record-size 8 -buffer-timeout 100ms; throughput-1000-1ms: -writers 4 -readers 1000 -record-size 8 -buffer-timeout 1ms -network-memory 512MiB;"+
 			" broadcast: -writers 4 -readers 100 -selector broadcast; latency: -writers 1 -readers 1 -buffer-timeout 0 -record-rate 10000;"+
-			" blocking: -partition-type blocking -compression lz4 -transport tcp,quic -writers 4 -readers 4 -record-size 8 -records 15000000 -buffer-timeout -1; blocking-uncompressed: the same with -compression none")
+			" blocking: -partition-type blocking -compression lz4 -transport tcp,quic -writers 4 -readers 4 -record-size 8 -records 15000000 -buffer-timeout -1; blocking-uncompressed: the same with -compression none;"+
+			" barrier: -writers 1 -readers 1 -record-rate 5000 -consumer-rate 0.1 -barrier aligned -duration 28s -barrier-warmup 4s -repeat 1 -calibrate 0 -transport tcp,quic")
 		o.link.register(fs)
 		o.blk.register(fs)
+		o.barrier.register(fs)
 	case "serve":
 		o.transports.items = []string{tTCP}
 		fs.Var(&o.transports, "transport", "transport: tcp or quic")
@@ -514,6 +520,9 @@ func (o *options) validate() error {
 			return err
 		}
 		if err := o.validateBlocking(); err != nil {
+			return err
+		}
+		if err := o.validateBarrier(); err != nil {
 			return err
 		}
 	}

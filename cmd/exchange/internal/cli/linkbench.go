@@ -73,6 +73,7 @@ func runLinkBench(ctx context.Context, o *options, stdout, stderr io.Writer, log
 			}
 			rep := &results.Report{Config: cfg, Link: pt.Link, Results: pt.Results}
 			lossy.WriteTable(stdout, rep)
+			writeBarrierResults(stdout, pt.Results, slabel)
 			fmt.Fprintln(stdout)
 			if !rep.Clean() {
 				clean = false
