@@ -221,11 +221,13 @@ func nextFlushTick(now time.Time, every time.Duration) time.Time {
 }
 
 func (p *ResultPartition) checkWritable() error {
-	if e := p.failed.Load(); e != nil {
-		return *e
-	}
+	// Released first: after Release every write is ErrClosed, whatever
+	// failed before it.
 	if p.released.Load() {
 		return ErrClosed
+	}
+	if e := p.failed.Load(); e != nil {
+		return *e
 	}
 	if p.finished {
 		return ErrFinished
