@@ -337,3 +337,48 @@ func TestShutdownBoundExpires(t *testing.T) {
 	}
 	prod.Close()
 }
+
+// TestShutdownLocalChannels: a local channel (same environment) counts
+// as delivered once it read EndOfPartition, and one closed before is a
+// lost consumer named "local".
+func TestShutdownLocalChannels(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env, err := exchange.NewEnvironment(ctx, exchange.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer transporttest.CheckPools(t, env)
+	part, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := func(sub int) *exchange.InputGate {
+		g, err := env.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: part.ID(), Subpartition: sub}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	reader, quitter := gate(0), gate(1)
+	for i := range 1000 {
+		rec := make([]byte, 12)
+		binary.BigEndian.PutUint64(rec, uint64(i))
+		if err := part.EmitTo(ctx, 0, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	quitter.Close()
+	var lost *exchange.ConsumerLostError
+	if err := part.Finish(ctx); !errors.As(err, &lost) || lost.Consumer != "local" || lost.Subpartition != 1 {
+		t.Fatalf("Finish: %v, want subpartition 1's local consumer lost", err)
+	}
+	if n, err := consumeAll(ctx, reader, 1); n != 1000 || err != nil {
+		t.Fatalf("local reader: %d records, %v", n, err)
+	}
+	err = env.Shutdown(ctx)
+	var ue *exchange.UndeliveredError
+	if !errors.As(err, &ue) || ue.Subpartitions != 1 || len(ue.Lost) != 1 || ue.Cause != nil {
+		t.Fatalf("Shutdown: %v, want only subpartition 1 undelivered", err)
+	}
+}
