@@ -37,19 +37,6 @@ func shutdownTransports(t testing.TB) map[string]func() exchange.TransportFactor
 	}
 }
 
-func netEnv(t *testing.T, f exchange.TransportFactory) *exchange.Environment {
-	t.Helper()
-	e, err := exchange.NewEnvironment(context.Background(), exchange.Config{Transport: f, NetworkMemory: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		e.Close()
-		transporttest.CheckPools(t, e)
-	})
-	return e
-}
-
 // consumeAll reads gate to its end and checks that the records are the
 // sequence 0..n-1 of each channel (8-byte big-endian numbers, 4 more
 // bytes of filler).
