@@ -29,7 +29,7 @@ type localChannel struct {
 func newLocalChannel(g *InputGate, i int, spec ChannelSpec) *localChannel {
 	return &localChannel{
 		g: g, idx: i, spec: spec, cid: NewChannelID(),
-		d:     deserializer{maxRecord: g.env.cfg.MaxRecordSize},
+		d:     newDeserializer(g.env, ""),
 		retry: backoff{next: g.cfg.InitialBackoff, max: g.cfg.MaxBackoff},
 	}
 }

@@ -40,7 +40,7 @@ type remoteChannel struct {
 func newRemoteChannel(g *InputGate, i int, spec ChannelSpec) *remoteChannel {
 	c := &remoteChannel{
 		g: g, idx: i, spec: spec, cid: NewChannelID(),
-		d:     deserializer{maxRecord: g.env.cfg.MaxRecordSize},
+		d:     newDeserializer(g.env, spec.Addr),
 		rc:    credit.NewReceiver(g.cfg.ExclusiveBuffers),
 		retry: newBackoff(g.cfg),
 	}

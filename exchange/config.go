@@ -16,6 +16,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxRecordSize == 0 {
 		c.MaxRecordSize = DefaultMaxRecordSize
 	}
+	if c.SpanningRecordMemory == 0 && c.MaxRecordSize > 0 {
+		c.SpanningRecordMemory = max(DefaultSpanningRecordMemory, 4*(int64(c.MaxRecordSize)+4))
+	}
 	if c.ListenAddr == "" {
 		c.ListenAddr = "127.0.0.1:0"
 	}
@@ -32,6 +35,8 @@ func (c Config) validate() error {
 		return configError("SegmentSize", c.SegmentSize, "must be positive")
 	case c.MaxRecordSize < 0 || c.MaxRecordSize > 1<<30:
 		return configError("MaxRecordSize", c.MaxRecordSize, "must be in 1..1 GiB")
+	case c.SpanningRecordMemory < int64(c.MaxRecordSize)+4:
+		return configError("SpanningRecordMemory", c.SpanningRecordMemory, fmt.Sprintf("must hold one record of MaxRecordSize: at least %d", c.MaxRecordSize+4))
 	}
 	return nil
 }

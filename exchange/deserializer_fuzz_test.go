@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -51,46 +52,102 @@ func encodeRecords(recs ...[]byte) []byte {
 	return b
 }
 
+// refSpill is the reference for the spill budget: the index of the first
+// record that spans buffers (ends[i] is where buffer i ends in stream) and
+// needs more than max(spillKeep, budget) bytes assembled, counting only the
+// bytes the stream holds (a truncated record grows only as far as its
+// bytes), or -1. Records past the first too-large one are not looked at.
+func refSpill(stream []byte, ends []int, maxRecord int, budget int64) int {
+	pos, idx := 0, 0
+	for b := 0; pos < len(stream); idx++ {
+		for ends[b] <= pos {
+			b++
+		}
+		total := len(stream) - pos // what arrives of a truncated record
+		if len(stream)-pos >= 4 {
+			n := int(binary.BigEndian.Uint32(stream[pos:]))
+			if n > maxRecord {
+				return -1
+			}
+			total = min(total, 4+n)
+		}
+		if pos+total > ends[b] && total > spillKeep && int64(total) > budget {
+			return idx
+		}
+		pos += total
+	}
+	return -1
+}
+
 // FuzzDeserializer feeds a byte stream, cut into buffers at fuzzed
-// points, to the deserializer and checks it against refParse: the same
-// records in order, a typed error (ErrProtocol, never a panic) for a
-// length above maxRecord, partial() exactly when the stream stops inside
-// a record, every buffer released exactly once, and a spill buffer that
-// never grows past what the largest allowed record needs. The stream's
-// lengths are peer-supplied: the fuzzer writes any value, up to and
-// beyond maxRecord (and beyond the default MaxRecordSize).
+// points, to the deserializer and checks it against refParse and
+// refSpill: the same records in order; a typed error (ErrProtocol, never
+// a panic) for a length above maxRecord; a *SpanningRecordMemoryError
+// exactly for the first spanning record that needs more than the fuzzed
+// budget (0: unlimited) and the per-channel allowance; partial() exactly
+// when the stream stops inside a record; every buffer released exactly
+// once; a spill that grows with the bytes that arrived (at most twice
+// them), never past the largest allowed record, whose budget is the
+// deserializer's charge and is all returned once no record is half read.
+// The stream's lengths are peer-supplied: the fuzzer writes any value, up
+// to and beyond maxRecord (and beyond the default MaxRecordSize).
 func FuzzDeserializer(f *testing.F) {
 	rec := func(n int) []byte { return bytes.Repeat([]byte{byte(n)}, n) }
-	f.Add(encodeRecords(rec(3), rec(0), rec(40)), []byte{0, 6, 2}, uint16(64))
-	f.Add(encodeRecords(rec(200), rec(1)), []byte{1}, uint16(300))                    // spans many 2-byte buffers
-	f.Add(encodeRecords(rec(10)), []byte{0, 0, 0, 0}, uint16(10))                     // length prefix split byte by byte
-	f.Add(encodeRecords(rec(10), rec(11)), []byte{13, 20}, uint16(10))                // second record too large
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3}, []byte{1, 1}, uint16(1000))        // length beyond any maximum
-	f.Add([]byte{0x01, 0x00, 0x00, 0x00, 1, 2, 3}, []byte{}, uint16(65535))           // 16 MiB claimed, 3 bytes sent
-	f.Add(append(encodeRecords(rec(5)), 0, 0), []byte{8}, uint16(100))                // stops inside a prefix
-	f.Add(encodeRecords(rec(100), rec(100), rec(100)), []byte{103, 103}, uint16(100)) // records flush with buffers
-	f.Fuzz(func(t *testing.T, stream, cuts []byte, max uint16) {
+	f.Add(encodeRecords(rec(3), rec(0), rec(40)), []byte{0, 6, 2}, uint16(64), uint16(0))
+	f.Add(encodeRecords(rec(200), rec(1)), []byte{1}, uint16(300), uint16(0))                    // spans many 2-byte buffers
+	f.Add(encodeRecords(rec(10)), []byte{0, 0, 0, 0}, uint16(10), uint16(0))                     // length prefix split byte by byte
+	f.Add(encodeRecords(rec(10), rec(11)), []byte{13, 20}, uint16(10), uint16(0))                // second record too large
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3}, []byte{1, 1}, uint16(1000), uint16(0))        // length beyond any maximum
+	f.Add([]byte{0x01, 0x00, 0x00, 0x00, 1, 2, 3}, []byte{}, uint16(65535), uint16(0))           // 16 MiB claimed, 3 bytes sent
+	f.Add(append(encodeRecords(rec(5)), 0, 0), []byte{8}, uint16(100), uint16(0))                // stops inside a prefix
+	f.Add(encodeRecords(rec(100), rec(100), rec(100)), []byte{103, 103}, uint16(100), uint16(0)) // records flush with buffers
+	big := encodeRecords(rec(10000), rec(20), rec(9000))
+	f.Add(big, []byte{255}, uint16(10000), uint16(10004))                 // both fit the budget, one after the other
+	f.Add(big, []byte{255}, uint16(10000), uint16(9500))                  // the first record needs more than the budget
+	f.Add(big[:6000], []byte{255}, uint16(10000), uint16(5000))           // truncated: fails once its bytes pass the budget
+	f.Add(big[:4500], []byte{255}, uint16(10000), uint16(4200))           // truncated below the budget: partial, no error
+	f.Add(encodeRecords(rec(3000)), []byte{200}, uint16(4000), uint16(1)) // within the allowance: no budget needed
+	f.Fuzz(func(t *testing.T, stream, cuts []byte, maxLen, budgetBytes uint16) {
 		if len(stream) > 1<<16 {
 			return
 		}
-		maxRecord := int(max)
-		want, wantPartial, tooLarge := refParse(stream, maxRecord)
-
-		owner := &releaseCounter{}
-		d := deserializer{maxRecord: maxRecord}
-		given, got := 0, 0
-		var failed error
-		for pos, k := 0, 0; pos < len(stream) && failed == nil; k++ {
+		maxRecord := int(maxLen)
+		budget := &spanBudget{limit: int64(budgetBytes)}
+		if budgetBytes == 0 {
+			budget.limit = math.MaxInt64
+		}
+		var ends []int
+		for pos, k := 0, 0; pos < len(stream); k++ {
 			n := len(stream) - pos
 			if len(cuts) > 0 {
 				n = min(n, int(cuts[k%len(cuts)])+1)
 			}
+			pos += n
+			ends = append(ends, pos)
+		}
+		want, wantPartial, tooLarge := refParse(stream, maxRecord)
+		noRoom := refSpill(stream, ends, maxRecord, budget.limit)
+		if noRoom >= 0 && (tooLarge < 0 || noRoom < tooLarge) {
+			tooLarge = -1
+			want = want[:min(len(want), noRoom)]
+		} else {
+			noRoom = -1
+		}
+
+		owner := &releaseCounter{}
+		d := deserializer{maxRecord: maxRecord, budget: budget, peer: "fuzz:1"}
+		given, got, pos := 0, 0, 0
+		var failed error
+		for _, end := range ends {
+			if failed != nil {
+				break
+			}
 			// Buffers are never empty: the gate drops empty data buffers
 			// (returned credit) before the deserializer sees them.
-			s := &segment{data: bytes.Clone(stream[pos : pos+n]), owner: owner}
+			s := &segment{data: bytes.Clone(stream[pos:end]), owner: owner}
 			s.refs.Store(1)
-			pos += n
-			d.setBuffer(bufferOf(s, 0, n, 0))
+			d.setBuffer(bufferOf(s, 0, end-pos, 0))
+			pos = end
 			given++
 			for {
 				rec, ok, err := d.next()
@@ -109,19 +166,33 @@ func FuzzDeserializer(f *testing.F) {
 			if failed == nil && owner.released != given {
 				t.Fatalf("after buffer %d was exhausted: %d releases, want %d", given, owner.released, given)
 			}
-			if c := cap(d.spill); c > 2*(4+maxRecord)+64 {
+			if c := cap(d.spill); c > max(spillKeep, 4+maxRecord) {
 				t.Fatalf("spill capacity %d for records of at most %d bytes", c, maxRecord)
 			}
+			if used := budget.inUse(); used != d.charged || used > budget.limit {
+				t.Fatalf("budget in use %d, deserializer charged %d, limit %d", used, d.charged, budget.limit)
+			}
+			if d.charged > 0 && d.charged > 2*int64(len(d.spill)) {
+				t.Fatalf("spill capacity %d charged for %d bytes that arrived: it must grow with them", d.charged, len(d.spill))
+			}
+			if !d.partial() && budget.inUse() != 0 {
+				t.Fatalf("no record half read, %d bytes of budget still held", budget.inUse())
+			}
 		}
+		var memErr *SpanningRecordMemoryError
 		switch {
 		case tooLarge >= 0 && failed == nil:
 			t.Fatalf("record %d claims more than %d bytes; no error", tooLarge, maxRecord)
-		case tooLarge < 0 && failed != nil:
+		case noRoom >= 0 && !errors.As(failed, &memErr):
+			t.Fatalf("record %d needs more than the budget %d; got %v, want a *SpanningRecordMemoryError", noRoom, budget.limit, failed)
+		case noRoom >= 0 && (memErr.Peer != "fuzz:1" || !errors.Is(failed, ErrSpanningRecordMemory)):
+			t.Fatalf("%v: does not name the peer or wrap ErrSpanningRecordMemory", failed)
+		case tooLarge < 0 && noRoom < 0 && failed != nil:
 			t.Fatalf("unexpected error after %d records: %v", got, failed)
-		case failed != nil && !errors.Is(failed, ErrProtocol):
+		case tooLarge >= 0 && !errors.Is(failed, ErrProtocol):
 			t.Fatalf("error %v does not wrap ErrProtocol", failed)
-		case failed != nil && got != tooLarge:
-			t.Fatalf("error after %d records, want after %d", got, tooLarge)
+		case failed != nil && got != len(want):
+			t.Fatalf("error after %d records, want after %d", got, len(want))
 		case failed == nil && got != len(want):
 			t.Fatalf("%d records, want %d", got, len(want))
 		case failed == nil && d.partial() != wantPartial:
@@ -131,8 +202,8 @@ func FuzzDeserializer(f *testing.F) {
 		if owner.released != given {
 			t.Fatalf("%d buffers given, %d released", given, owner.released)
 		}
-		if d.partial() || d.hasBuffer() {
-			t.Fatal("reset left state behind")
+		if d.partial() || d.hasBuffer() || budget.inUse() != 0 {
+			t.Fatalf("reset left state behind (budget in use %d)", budget.inUse())
 		}
 	})
 }

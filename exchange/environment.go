@@ -24,6 +24,17 @@ type Config struct {
 	// refused with ErrRecordTooLarge, and a received length above it is a
 	// protocol error.
 	MaxRecordSize int
+	// SpanningRecordMemory bounds the memory the node's input channels
+	// use at once to assemble records that span network buffers (default
+	// 64 MiB, or 4 x MaxRecordSize if that is more; at least
+	// MaxRecordSize + 4). A spill buffer grows as a record's bytes
+	// arrive, takes every byte above a small per-channel allowance (4 KiB)
+	// from this budget, and returns it once the record has been handed
+	// out. A channel whose record finds no room fails at once with a
+	// *SpanningRecordMemoryError (ErrSpanningRecordMemory); it does not
+	// wait. So peers that claim MaxRecordSize on many channels and send
+	// slowly hold this much memory, not channels x MaxRecordSize.
+	SpanningRecordMemory int64
 	// Transport creates the node's transport, e.g.
 	// tcptransport.New(tcptransport.Config{}) or
 	// quictransport.New(quictransport.Config{...}). Nil: no network; only
@@ -72,6 +83,8 @@ type Environment struct {
 
 	metrics *envMetrics // nil without Config.Metrics
 
+	spanBudget *spanBudget // Config.SpanningRecordMemory (spanbudget.go)
+
 	spillMu sync.Mutex
 	spill   *spill.Manager // BLOCKING partitions' files (blocking.go)
 }
@@ -95,6 +108,7 @@ func NewEnvironment(ctx context.Context, cfg Config) (*Environment, error) {
 		gates:      make(map[*InputGate]struct{}),
 		owned:      make(map[*ResultPartition]struct{}),
 		closeDone:  make(chan struct{}),
+		spanBudget: &spanBudget{limit: cfg.SpanningRecordMemory},
 	}
 	if cfg.Metrics != nil {
 		if e.metrics, err = newEnvMetrics(e, cfg.Metrics); err != nil {

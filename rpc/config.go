@@ -2,17 +2,17 @@ package rpc
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/rs/zerolog"
+
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 )
 
 // Transport names.
@@ -159,128 +159,40 @@ func (c Config) validate() error {
 	return nil
 }
 
-// ErrNoVerification: the configuration gives no way to verify the peer.
-var ErrNoVerification = fmt.Errorf("%w: no way to verify the peer's certificate: set CAFile or RootCAs (CA verification) or PinnedSHA256; verification is never skipped", ErrInvalidConfig)
+// ErrNoVerification and ErrNoCertificate are tlsconf's: NewService's error
+// matches them and ErrInvalidConfig.
+var (
+	ErrNoVerification = tlsconf.ErrNoVerification
+	ErrNoCertificate  = tlsconf.ErrNoCertificate
+)
 
-// ErrNoCertificate: the configuration has no certificate to present.
-var ErrNoCertificate = fmt.Errorf("%w: no certificate: set Certificate or CertFile and KeyFile; both sides of a connection present one", ErrInvalidConfig)
+// peerTLS is the node's TLS material (package tlsconf, shared with the
+// data plane's transports) with the control plane's ALPN.
+type peerTLS struct{ setup *tlsconf.Setup }
 
-// peerVerifier holds the TLS material of both roles.
-type peerVerifier struct {
-	cert       tls.Certificate
-	roots      *x509.CertPool
-	pins       map[[32]byte]bool
-	serverName string
-}
-
-func newPeerVerifier(c Config) (*peerVerifier, error) {
-	v := &peerVerifier{serverName: c.ServerName, pins: map[[32]byte]bool{}}
-	if c.Certificate != nil {
-		v.cert = *c.Certificate
-	} else if c.CertFile != "" || c.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("%w: loading CertFile %s / KeyFile %s: %v", ErrInvalidConfig, c.CertFile, c.KeyFile, err)
-		}
-		v.cert = cert
+func newPeerTLS(c Config) (*peerTLS, error) {
+	setup, err := tlsconf.New("rpc", tlsconf.Options{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile,
+		Certificate: c.Certificate, RootCAs: c.RootCAs, PinnedSHA256: c.PinnedSHA256, ServerName: c.ServerName})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	if len(v.cert.Certificate) == 0 {
-		return nil, ErrNoCertificate
-	}
-	for _, p := range c.PinnedSHA256 {
-		v.pins[p] = true
-	}
-	if c.RootCAs != nil {
-		v.roots = c.RootCAs.Clone()
-	}
-	if c.CAFile != "" {
-		pemBytes, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%w: reading CAFile: %v", ErrInvalidConfig, err)
-		}
-		if v.roots == nil {
-			v.roots = x509.NewCertPool()
-		}
-		if !v.roots.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("%w: CAFile %s holds no PEM certificate", ErrInvalidConfig, c.CAFile)
-		}
-	}
-	if v.roots == nil && len(v.pins) == 0 {
-		return nil, ErrNoVerification
-	}
-	return v, nil
-}
-
-// check accepts the peer's chain (leaf first) when the leaf is pinned or
-// the chain verifies against the CAs for the role's key usage.
-func (v *peerVerifier) check(cs tls.ConnectionState, server bool, name string) error {
-	role, usage := "client", x509.ExtKeyUsageClientAuth
-	if server {
-		role, usage = "server", x509.ExtKeyUsageServerAuth
-	}
-	if len(cs.PeerCertificates) == 0 {
-		return fmt.Errorf("rpc: the %s presented no certificate", role)
-	}
-	leaf := cs.PeerCertificates[0]
-	fp := sha256.Sum256(leaf.Raw)
-	if v.pins[fp] {
-		return nil
-	}
-	if v.roots == nil {
-		return fmt.Errorf("rpc: %s certificate (sha256 %x) is not pinned", role, fp)
-	}
-	inter := x509.NewCertPool()
-	for _, c := range cs.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	opts := x509.VerifyOptions{Roots: v.roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}
-	if server {
-		opts.DNSName = name
-	}
-	if _, err := leaf.Verify(opts); err != nil {
-		return fmt.Errorf("rpc: %s certificate (sha256 %x) is neither pinned nor signed by a trusted CA: %w", role, fp, err)
-	}
-	return nil
+	return &peerTLS{setup}, nil
 }
 
 // serverTLS offers ALPN and requires the client's certificate, verified
 // by pin or CA.
-func (v *peerVerifier) serverTLS() *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{v.cert},
-		NextProtos:   []string{ALPN},
-		// Required here, verified by pin or CA in VerifyConnection:
-		// crypto/tls's own chain check cannot do pins.
-		ClientAuth: tls.RequireAnyClientCert,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			return v.check(cs, false, "")
-		},
-	}
-}
+func (v *peerTLS) serverTLS() *tls.Config { return v.setup.ServerConfig(ALPN) }
 
-func (v *peerVerifier) clientTLS(host string) *tls.Config {
-	name := v.serverName
-	if name == "" {
-		name = host
+// clientTLS also refuses a server that did not negotiate ALPN.
+func (v *peerTLS) clientTLS(host string) *tls.Config {
+	c := v.setup.ClientConfig(host, ALPN)
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if cs.NegotiatedProtocol != ALPN {
+			return fmt.Errorf("rpc: server did not negotiate ALPN %q (got %q)", ALPN, cs.NegotiatedProtocol)
+		}
+		return nil
 	}
-	cert := v.cert
-	return &tls.Config{
-		MinVersion:           tls.VersionTLS13,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil },
-		NextProtos:           []string{ALPN},
-		ServerName:           name,
-		// Not skipped: the built-in check is replaced by
-		// VerifyConnection, which verifies by pin or CA and fails the
-		// handshake otherwise.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if cs.NegotiatedProtocol != ALPN {
-				return fmt.Errorf("rpc: server did not negotiate ALPN %q (got %q)", ALPN, cs.NegotiatedProtocol)
-			}
-			return v.check(cs, true, name)
-		},
-	}
+	return c
 }
 
 // errBadALPN: a connection handed to the service did not negotiate the

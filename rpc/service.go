@@ -19,7 +19,7 @@ import (
 type Service struct {
 	cfg     Config
 	log     zerolog.Logger
-	tls     *peerVerifier
+	tls     *peerTLS
 	version uint8 // ProtocolVersion; tests change it
 
 	ctx    context.Context // ends at Close: dialing, client connections
@@ -70,7 +70,7 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	v, err := newPeerVerifier(cfg)
+	v, err := newPeerTLS(cfg)
 	if err != nil {
 		return nil, err
 	}

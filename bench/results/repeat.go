@@ -298,6 +298,7 @@ func Aggregate(runs [][]Result, label func(i int) string) []Result {
 		a := Result{Transport: name}
 		var rpm, mbs, p50, p99, p999 []float64
 		var errs []string
+		var clean []*Result
 		for i, rs := range runs {
 			r := findIn(rs, name)
 			if r == nil {
@@ -318,6 +319,7 @@ func Aggregate(runs [][]Result, label func(i int) string) []Result {
 				errs = append(errs, label(i)+": "+r.Error)
 				continue
 			}
+			clean = append(clean, r)
 			rpm = append(rpm, r.RecordsPerMs)
 			mbs = append(mbs, r.MBytesPerSec)
 			if r.LatencyUS.Samples > 0 {
@@ -332,6 +334,7 @@ func Aggregate(runs [][]Result, label func(i int) string) []Result {
 		a.MBytesPerSec = SpreadOf(mbs).Median
 		a.LatencyUS.P50, a.LatencyUS.P99, a.LatencyUS.P999 = SpreadOf(p50).Median, SpreadOf(p99).Median, SpreadOf(p999).Median
 		a.Error = strings.Join(errs, "; ")
+		foldExtras(&a, clean)
 		out = append(out, a)
 	}
 	return out

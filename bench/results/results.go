@@ -90,6 +90,12 @@ type Config struct {
 	Connections int `json:"connections,omitempty"`
 	// QlogDir is -qlog: where QUIC runs write qlog traces.
 	QlogDir string `json:"qlog_dir,omitempty"`
+	// PartitionType (pipelined, blocking), Compression (none, lz4) and
+	// SpillDir: -partition-type, -compression resolved, -spill-dir.
+	// Absent in documents written before them (pipelined, none).
+	PartitionType string `json:"partition_type,omitempty"`
+	Compression   string `json:"compression,omitempty"`
+	SpillDir      string `json:"spill_dir,omitempty"`
 }
 
 // Latency percentiles in microseconds.
@@ -139,6 +145,12 @@ type Result struct {
 	Channels   *Channels  `json:"channels,omitempty"`
 	Emulator   *Emulator  `json:"emulator,omitempty"`
 	LatencyCDF []CDFPoint `json:"latency_cdf,omitempty"`
+	// Blocking: the phases of a BLOCKING partition run and what went to
+	// disk; Compression: the codec's counts (with lz4); PeakRSS: the
+	// process's peak resident memory during the run (blocking.go).
+	Blocking    *Blocking    `json:"blocking,omitempty"`
+	Compression *Compression `json:"compression,omitempty"`
+	PeakRSS     *PeakRSS     `json:"peak_rss,omitempty"`
 	// Error is set when the run failed (a channel error, a setup failure).
 	Error string `json:"error,omitempty"`
 }
@@ -266,11 +278,17 @@ func rawFor(name string) string {
 // WriteTable writes a human-readable table of r: with rounds, the medians
 // and ranges over them (WriteRoundsTable).
 func (r *Report) WriteTable(w io.Writer) error {
+	var err error
 	if r.Summary != nil && len(r.Rounds) > 0 {
-		return r.WriteRoundsTable(w)
+		err = r.WriteRoundsTable(w)
+	} else {
+		fmt.Fprintln(w, r.configLine())
+		err = r.writeSingleTable(w)
 	}
-	fmt.Fprintln(w, r.configLine())
-	return r.writeSingleTable(w)
+	if err != nil {
+		return err
+	}
+	return r.writeExtras(w)
 }
 
 // configLine describes the workload in one line.
@@ -281,6 +299,9 @@ func (r *Report) configLine() string {
 		c.Writers, c.Readers, c.Channels, c.RecordSize, c.Selector, c.BufferTimeout, c.SegmentSize)
 	if c.RecordRate > 0 {
 		fmt.Fprintf(&b, ", rate %.0f rec/s per writer", c.RecordRate)
+	}
+	if c.PartitionType != "" && c.PartitionType != "pipelined" || c.Compression != "" && c.Compression != "none" {
+		fmt.Fprintf(&b, ", %s partitions, compression %s", c.PartitionType, c.Compression)
 	}
 	if c.Preset != "" {
 		fmt.Fprintf(&b, " (preset %s)", c.Preset)

@@ -15,7 +15,11 @@ import (
 func (r *Report) WriteRoundsTable(w io.Writer) error {
 	s := r.Summary
 	fmt.Fprintln(w, r.configLine())
-	fmt.Fprintf(w, "%d round(s) of %s per transport, interleaved, order rotating each round; median [min-max] over rounds\n", s.Runs, r.Config.Duration)
+	length := r.Config.Duration
+	if r.Config.PartitionType == "blocking" && r.Config.Records > 0 {
+		length = fmt.Sprintf("%d records", r.Config.Records) // -duration does not cut them short
+	}
+	fmt.Fprintf(w, "%d round(s) of %s per transport, interleaved, order rotating each round; median [min-max] over rounds\n", s.Runs, length)
 	agg := map[string]*Result{}
 	for i := range r.Results {
 		agg[r.Results[i].Transport] = &r.Results[i]

@@ -220,8 +220,13 @@ func (p *Producer) emitEach(ctx context.Context, rw *exchange.RecordWriter, stop
 
 // Finish waits until every consumer acknowledged all records (they do once
 // EndOfData arrived on all of their channels), then ends the partition
-// with EndOfPartition: Flink's order for a finishing task.
+// with EndOfPartition: Flink's order for a finishing task. A BLOCKING
+// partition is finished at once: nothing in it is consumable before
+// Finish, so no consumer could ever acknowledge.
 func (p *Producer) Finish(ctx context.Context, part *exchange.ResultPartition) error {
+	if part.Type() == exchange.Blocking {
+		return part.Finish(ctx)
+	}
 	select {
 	case <-part.AllRecordsProcessed():
 	case <-ctx.Done():

@@ -21,7 +21,8 @@ import (
 // receiverId) or QUIC (one stream per channel, stream mode), answers the
 // Hello, and hands each PartitionRequest to the test as a FakeChannel on
 // which the test writes any frame, well formed or not. What the consumer
-// sends after its PartitionRequest (AddCredit, ...) is read and dropped.
+// sends after its PartitionRequest is read: AddCredit counts for
+// FakeChannel.TakeCredit, the rest is dropped.
 //
 // It is the misbehaving peer of the consumer-side bad-input tests: a data
 // buffer without credit, a sequence gap, an oversized frame, garbage.
@@ -47,6 +48,54 @@ type FakeChannel struct {
 	p  *FakeProducer
 	mu *sync.Mutex // shared by the channels of one TCP connection
 	w  io.Writer
+
+	creditMu   sync.Mutex
+	credit     int           // announced by the consumer and not yet taken
+	creditWake chan struct{} // signalled when credit arrives
+}
+
+func newFakeChannel(p *FakeProducer, pr *wire.PartitionRequest, mu *sync.Mutex, w io.Writer) *FakeChannel {
+	return &FakeChannel{Request: *pr, p: p, mu: mu, w: w, credit: int(pr.Credit), creditWake: make(chan struct{}, 1)}
+}
+
+func (c *FakeChannel) addCredit(n int32) {
+	c.creditMu.Lock()
+	c.credit += int(n)
+	c.creditMu.Unlock()
+	select {
+	case c.creditWake <- struct{}{}:
+	default:
+	}
+}
+
+// Credit is the consumer's credit not yet taken: back at its initial
+// credit once the consumer has read every buffer sent.
+func (c *FakeChannel) Credit() int {
+	c.creditMu.Lock()
+	defer c.creditMu.Unlock()
+	return c.credit
+}
+
+// TakeCredit waits for one buffer of the consumer's credit (its initial
+// credit, then its AddCredits) and uses it, so that a test can send data
+// as a correct producer would: only with credit.
+func (c *FakeChannel) TakeCredit(ctx context.Context) error {
+	for {
+		c.creditMu.Lock()
+		if c.credit > 0 {
+			c.credit--
+			c.creditMu.Unlock()
+			return nil
+		}
+		c.creditMu.Unlock()
+		select {
+		case <-c.creditWake:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.p.done:
+			return errors.New("fake producer: closed")
+		}
+	}
 }
 
 // NewFakeTCPProducer listens on loopback TCP for consumers whose segment
@@ -202,14 +251,22 @@ func (p *FakeProducer) serveTCP(nc net.Conn) {
 		return
 	}
 	mu := new(sync.Mutex)
+	chans := make(map[wire.ID]*FakeChannel)
 	for {
 		m, err := rd.Next()
 		if err != nil {
 			return
 		}
-		if pr, ok := m.(*wire.PartitionRequest); ok {
-			if !p.deliver(&FakeChannel{Request: *pr, p: p, mu: mu, w: nc}) {
+		switch m := m.(type) {
+		case *wire.PartitionRequest:
+			c := newFakeChannel(p, m, mu, nc)
+			chans[m.ReceiverID] = c
+			if !p.deliver(c) {
 				return
+			}
+		case *wire.AddCredit:
+			if c := chans[m.ReceiverID]; c != nil {
+				c.addCredit(m.Credit)
 			}
 		}
 	}
@@ -228,13 +285,18 @@ func (p *FakeProducer) serveStream(st *quic.Stream) {
 		st.CancelRead(0)
 		return
 	}
-	if !p.deliver(&FakeChannel{Request: *pr, p: p, mu: new(sync.Mutex), w: st}) {
+	c := newFakeChannel(p, pr, new(sync.Mutex), st)
+	if !p.deliver(c) {
 		return
 	}
-	// Drain the consumer's control messages until the stream ends.
+	// Read the consumer's control messages until the stream ends.
 	for {
-		if _, err := rd.Next(); err != nil {
+		m, err := rd.Next()
+		if err != nil {
 			return
+		}
+		if ac, ok := m.(*wire.AddCredit); ok {
+			c.addCredit(ac.Credit)
 		}
 	}
 }

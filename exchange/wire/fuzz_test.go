@@ -30,8 +30,9 @@ func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, streamMode bool) {
 		opts := wire.Options{StreamMode: streamMode}
 		src := bytes.NewReader(data)
-		r := wire.NewReader(src, opts)
-		payload := make([]byte, opts.EffectiveMaxFrameSize())
+		// A small buffer: refills at every frame boundary are exercised, and
+		// an exec does not allocate the default 64 KiB.
+		r := wire.NewReaderSize(src, opts, 64)
 		consumed := func() int { return len(data) - src.Len() - r.Buffered() }
 		for i := 0; ; i++ {
 			if i > len(data)/wire.HeaderSize {
@@ -45,7 +46,7 @@ func FuzzReader(f *testing.F) {
 			}
 			var pl []byte
 			if br, ok := m.(*wire.BufferResponse); ok {
-				pl = payload[:br.Size]
+				pl = make([]byte, br.Size) // the reader bounds Size
 				if err := r.ReadPayload(pl); err != nil {
 					checkErr(t, err)
 					return

@@ -108,11 +108,13 @@ func runBench(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 
 // runOne runs one transport (or raw baseline) on loopback.
 func runOne(ctx context.Context, o *options, name string, hooks Hooks, tlsM *tlsMaterial, stderr io.Writer, log zerolog.Logger) results.Result {
-	switch name {
-	case tRawTCP, tRawQUIC:
-		return runRaw(ctx, o, name, hooks, tlsM, stderr)
-	}
-	return runExchange(ctx, o, name, hooks, tlsM, stderr, log, nil)
+	return measurePeakRSS(o, name, func() results.Result {
+		switch name {
+		case tRawTCP, tRawQUIC:
+			return runRaw(ctx, o, name, hooks, tlsM, stderr)
+		}
+		return runExchange(ctx, o, name, hooks, tlsM, stderr, log, nil)
+	})
 }
 
 // calibrationBaselines are the raw baselines the calibration runs: those
@@ -205,6 +207,7 @@ type exchangeRun struct {
 	prodEnv   *exchange.Environment
 	consEnv   *exchange.Environment
 	producers []*workload.Producer
+	mu        sync.Mutex // consumers: a blocking run sets them while the progress line reads
 	consumers []*workload.Consumer
 }
 
@@ -251,6 +254,7 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 			SegmentSize:   int(o.segmentSize.n),
 			Transport:     f,
 			ListenAddr:    addr,
+			SpillDir:      o.blk.spillDir,
 			Logger:        log.With().Str("node", role).Logger(),
 			// Both nodes export into one registry: the labels keep their
 			// series apart.
@@ -277,9 +281,9 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 		rate, quantum = ms.recordRate, ms.paceQuantum
 	}
 	for w := range parts {
-		if parts[w], err = x.prodEnv.CreatePartition(exchange.PartitionConfig{
+		if parts[w], err = x.prodEnv.CreatePartition(o.blk.partitionConfig(exchange.PartitionConfig{
 			ID: exchange.PartitionIDFromName(job, w), Subpartitions: o.readers, BufferTimeout: o.bufferTimeout.d,
-		}); err != nil {
+		})); err != nil {
 			return fail(fmt.Errorf("partition %d: %w", w, err))
 		}
 		x.producers = append(x.producers, workload.NewProducer(workload.ProducerConfig{
@@ -288,28 +292,45 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 			BufferTimeout: o.bufferTimeout.d, PaceQuantum: quantum, Verify: o.verify,
 		}, clock))
 	}
-	gates := make([]*exchange.InputGate, o.readers)
-	for g := range gates {
-		chans := make([]exchange.ChannelSpec, o.writers)
-		for w := range chans {
-			chans[w] = exchange.ChannelSpec{Partition: exchange.PartitionIDFromName(job, w), Subpartition: g, Addr: x.prodEnv.Addr()}
+	openGates := func() error {
+		consumers := make([]*workload.Consumer, 0, o.readers)
+		for g := range o.readers {
+			chans := make([]exchange.ChannelSpec, o.writers)
+			for w := range chans {
+				chans[w] = exchange.ChannelSpec{Partition: exchange.PartitionIDFromName(job, w), Subpartition: g, Addr: x.prodEnv.Addr()}
+			}
+			gate, err := x.consEnv.CreateInputGate(exchange.GateConfig{Channels: chans})
+			if err != nil {
+				return fmt.Errorf("input gate %d: %w", g, err)
+			}
+			c := workload.NewConsumer(gate, g, o.writers, o.readers, clock)
+			if ms != nil {
+				c.Verifier().Measure(int64(ms.warmup), int64(ms.grace))
+			}
+			consumers = append(consumers, c)
 		}
-		if gates[g], err = x.consEnv.CreateInputGate(exchange.GateConfig{Channels: chans}); err != nil {
-			return fail(fmt.Errorf("input gate %d: %w", g, err))
-		}
-		c := workload.NewConsumer(gates[g], g, o.writers, o.readers, clock)
-		if ms != nil {
-			c.Verifier().Measure(int64(ms.warmup), int64(ms.grace))
-		}
-		x.consumers = append(x.consumers, c)
+		x.mu.Lock()
+		x.consumers = consumers
+		x.mu.Unlock()
+		return nil
+	}
+	// A blocking run's consumers come after every partition finished,
+	// as a batch scheduler deploys them (blocking.go).
+	var phases *blockingPhases
+	if o.blk.blocking() {
+		phases = &blockingPhases{}
+	} else if err := openGates(); err != nil {
+		return fail(err)
 	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var stop atomic.Bool
 	start := time.Now()
-	timer := time.AfterFunc(o.duration, func() { stop.Store(true) })
-	defer timer.Stop()
+	if o.stopsOnDuration() {
+		timer := time.AfterFunc(o.duration, func() { stop.Store(true) })
+		defer timer.Stop()
+	}
 	p := startProgress(o, stderr, "exchange bench: ", func() string { return x.progressLine(start) })
 	cpu0 := cpuSeconds()
 
@@ -336,6 +357,15 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 				setErr(fmt.Errorf("writer %d: %w", w, err))
 			}
 		}()
+	}
+	if phases != nil {
+		wg.Wait()
+		phases.produced(start, parts)
+		if runCtx.Err() == nil {
+			if err := openGates(); err != nil {
+				setErr(err)
+			}
+		}
 	}
 	var cwg sync.WaitGroup
 	for _, c := range x.consumers {
@@ -378,6 +408,10 @@ func runExchange(ctx context.Context, o *options, name string, hooks Hooks, m *t
 	if r.Error == "" && sent != st.Sent {
 		r.Error = fmt.Sprintf("producers sent %d records, their final counts said %d", sent, st.Sent)
 	}
+	if phases != nil {
+		r.Blocking = phases.result(&r, elapsed)
+	}
+	r.Compression = o.blk.compressionResult(parts)
 	return r
 }
 
@@ -386,11 +420,17 @@ func (x *exchangeRun) progressLine(start time.Time) string {
 	for _, p := range x.producers {
 		sent += p.Emitted()
 	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	for _, c := range x.consumers {
 		recv += c.Received()
 	}
 	el := time.Since(start).Seconds()
-	return fmt.Sprintf("[%s] %.1fs/%v  sent %s  received %s  %.0f rec/ms", x.name, el, x.o.duration, si(float64(sent)), si(float64(recv)), float64(recv)/el/1000)
+	limit := "/" + x.o.duration.String()
+	if !x.o.stopsOnDuration() {
+		limit = "" // a blocking run with -records
+	}
+	return fmt.Sprintf("[%s] %.1fs%s  sent %s  received %s  %.0f rec/ms", x.name, el, limit, si(float64(sent)), si(float64(recv)), float64(recv)/el/1000)
 }
 
 // splitRecords divides total records over n writers (0: unlimited).

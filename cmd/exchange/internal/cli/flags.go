@@ -163,6 +163,7 @@ type options struct {
 
 	// bench on the emulated link (see linkflags.go)
 	link       linkOptions
+	blk        blockingOptions // -partition-type, -compression, -spill-dir (blocking.go)
 	preset     string
 	jsonPath   string
 	verbose    bool
@@ -202,6 +203,16 @@ var presets = map[string]map[string]string{
 	// Paced load so queues stay short: 10,000 records/s per writer, every
 	// record flushed and timestamped.
 	"latency": {"writers": "1", "readers": "1", "buffer-timeout": "0", "record-rate": "10000"},
+	// Flink's BlockingPartitionBenchmark: 15M 8-byte records, parallelism
+	// 4 (here 4 writers x 4 readers, all to all), full buffers only, the
+	// partitions written to disk, then read.
+	"blocking":              blockingPreset(codecLZ4),
+	"blocking-uncompressed": blockingPreset(codecNone),
+}
+
+func blockingPreset(codec string) map[string]string {
+	return map[string]string{"partition-type": partBlocking, "compression": codec, "transport": "tcp,quic",
+		"writers": "4", "readers": "4", "record-size": "8", "records": "15000000", "buffer-timeout": "-1"}
 }
 
 func presetNames() []string {
@@ -238,8 +249,10 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.Int64Var(&o.records, "records", 0, "stop each exchange run after this many records in total (0: run for -duration)")
 		fs.StringVar(&o.preset, "preset", "", "set flags from a preset (flags given explicitly win): "+strings.Join(presetNames(), ", ")+
 			"; throughput-100: -writers 4 -readers 100 -record-size 8 -buffer-timeout 100ms; throughput-1000-1ms: -writers 4 -readers 1000 -record-size 8 -buffer-timeout 1ms -network-memory 512MiB;"+
-			" broadcast: -writers 4 -readers 100 -selector broadcast; latency: -writers 1 -readers 1 -buffer-timeout 0 -record-rate 10000")
+			" broadcast: -writers 4 -readers 100 -selector broadcast; latency: -writers 1 -readers 1 -buffer-timeout 0 -record-rate 10000;"+
+			" blocking: -partition-type blocking -compression lz4 -transport tcp,quic -writers 4 -readers 4 -record-size 8 -records 15000000 -buffer-timeout -1; blocking-uncompressed: the same with -compression none")
 		o.link.register(fs)
+		o.blk.register(fs)
 	case "serve":
 		o.transports.items = []string{tTCP}
 		fs.Var(&o.transports, "transport", "transport: tcp or quic")
@@ -495,6 +508,9 @@ func (o *options) validate() error {
 		if err := o.validateLink(); err != nil {
 			return err
 		}
+		if err := o.validateBlocking(); err != nil {
+			return err
+		}
 	}
 	if err := o.validateRepeat(); err != nil {
 		return err
@@ -596,6 +612,7 @@ func (o *options) resultsConfig() results.Config {
 		c.Repeat = o.rep.repeat
 		c.Calibrate = o.rep.calibrate.String()
 		c.Seeds = o.rep.seeds.seeds
+		o.blk.fillConfig(&c)
 	}
 	if o.cmd == "consume" {
 		c.Wait = o.wait.String()

@@ -128,21 +128,26 @@ func (o *options) validateRepeat() error {
 // validateQlog makes sure the qlog directory exists and takes files, so
 // that a bad -qlog fails before any run.
 func (o *options) validateQlog() error {
-	dir := o.rep.qlogDir
-	if dir == "" {
+	if o.rep.qlogDir == "" {
 		return nil
 	}
+	return checkWritableDir("qlog", o.rep.qlogDir)
+}
+
+// checkWritableDir creates dir if needed and writes and removes a file in
+// it: a usage error naming -flag otherwise.
+func checkWritableDir(flag, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return usagef("-qlog %s: cannot create the directory: %v", dir, err)
+		return usagef("-%s %s: cannot create the directory: %v", flag, dir, err)
 	}
-	f, err := os.CreateTemp(dir, ".qlog-check-*")
+	f, err := os.CreateTemp(dir, "."+flag+"-check-*")
 	if err != nil {
-		return usagef("-qlog %s: cannot write there: %v", dir, err)
+		return usagef("-%s %s: cannot write there: %v", flag, dir, err)
 	}
 	name := f.Name()
 	f.Close()
 	if err := os.Remove(name); err != nil {
-		return usagef("-qlog %s: cannot remove the test file %s: %v", dir, filepath.Base(name), err)
+		return usagef("-%s %s: cannot remove the test file %s: %v", flag, dir, filepath.Base(name), err)
 	}
 	return nil
 }
