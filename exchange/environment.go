@@ -3,7 +3,6 @@ package exchange
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -203,21 +202,6 @@ func (e *Environment) gateClosed(g *InputGate) {
 	e.mu.Lock()
 	delete(e.gates, g)
 	e.mu.Unlock()
-}
-
-// Shutdown is Close bounded by ctx: if the close has not finished when ctx
-// is done (a peer that does not answer, a transport stuck in the
-// network), Shutdown returns ctx's error and the close goes on in the
-// background. A command line tool that must exit in bounded time uses it.
-func (e *Environment) Shutdown(ctx context.Context) error {
-	done := make(chan error, 1)
-	go func() { done <- e.Close() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("exchange: environment close: %w", context.Cause(ctx))
-	}
 }
 
 // partitionReleased forgets a released partition, so that a long-running

@@ -121,8 +121,9 @@ type ResultPartition struct {
 	created              time.Time
 	metered              bool
 	bytesOut, buffersOut atomic.Int64
-	acks                 atomic.Int32
 	allAcked             chan struct{}
+	delivery             deliveryState // acknowledgements and readers' ends (shutdown.go)
+	releasedCh           chan struct{} // closed by Release
 	stopFlusher          chan struct{}
 	flusherDone          chan struct{}
 	releaseOnce          sync.Once
@@ -149,6 +150,7 @@ func newResultPartition(env *Environment, cfg PartitionConfig) (*ResultPartition
 		maxRecord:   env.cfg.MaxRecordSize,
 		compression: cfg.Compression.resolve(cfg.Type),
 		allAcked:    make(chan struct{}),
+		releasedCh:  make(chan struct{}),
 		metered:     env.metrics != nil,
 		created:     time.Now(),
 	}
@@ -584,11 +586,11 @@ func (p *ResultPartition) broadcastEvent(ev Event) error {
 	return nil
 }
 
-// EndOfData tells consumers that no more records follow; AllRecordsProcessed
-// is closed once every consumer has acknowledged processing all of them.
-// As in Flink, call Finish only after AllRecordsProcessed: a consumer
-// releases a channel when it reads EndOfPartition, and an acknowledgement
-// can no longer be sent on a released channel.
+// EndOfData tells consumers that no more records follow; each consumer
+// acknowledges once it has processed all of them (see
+// WaitAllRecordsProcessed). As in Flink, call Finish only after that: a
+// consumer releases a channel when it reads EndOfPartition, and an
+// acknowledgement can no longer be sent on a released channel.
 func (p *ResultPartition) EndOfData(ctx context.Context) error {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
@@ -599,8 +601,30 @@ func (p *ResultPartition) EndOfData(ctx context.Context) error {
 }
 
 // AllRecordsProcessed is closed when every subpartition's consumer has
-// acknowledged all records after EndOfData.
+// acknowledged all records after EndOfData, or as soon as a consumer went
+// away before acknowledging: WaitAllRecordsProcessed says which.
 func (p *ResultPartition) AllRecordsProcessed() <-chan struct{} { return p.allAcked }
+
+// WaitAllRecordsProcessed waits until every subpartition's consumer has
+// acknowledged all records after EndOfData. A consumer that goes away
+// first (its channel cancelled, its connection lost) ends the wait at
+// once with a *ConsumerLostError naming it (errors.Is ErrConsumerLost); a
+// released partition returns ErrClosed, and ctx's end its error.
+func (p *ResultPartition) WaitAllRecordsProcessed(ctx context.Context) error {
+	select {
+	case <-p.allAcked:
+		return p.delivery.ackResult()
+	case <-p.releasedCh:
+		select {
+		case <-p.allAcked:
+			return p.delivery.ackResult()
+		default:
+		}
+		return fmt.Errorf("%w: partition %s released while waiting for its consumers' acknowledgements", ErrClosed, p.id)
+	case <-ctx.Done():
+		return fmt.Errorf("exchange: partition %s: waiting for its consumers' acknowledgements: %w", p.id, context.Cause(ctx))
+	}
+}
 
 func (p *ResultPartition) ackAllRecordsProcessed(sub int) {
 	s := &p.subs[sub]
@@ -608,13 +632,25 @@ func (p *ResultPartition) ackAllRecordsProcessed(sub int) {
 	already := s.ackedAll
 	s.ackedAll = true
 	s.mu.Unlock()
-	if !already && int(p.acks.Add(1)) == len(p.subs) {
-		close(p.allAcked)
+	if !already {
+		p.delivery.acked(p)
 	}
 }
 
 // Finish flushes everything and ends every subpartition with
 // EndOfPartition. No record may be written after it.
+//
+// The one sequence that delivers every record and tells the producer so
+// (docs/architecture.md, "Shutdown"):
+//
+//	part.EndOfData(ctx)               // no more records
+//	part.WaitAllRecordsProcessed(ctx) // every consumer processed them
+//	part.Finish(ctx)                  // EndOfPartition
+//	env.Shutdown(ctx)                 // waits until consumers took it, then closes
+//
+// Finish returns a *ConsumerLostError (errors.Is ErrConsumerLost) naming
+// the consumer whose subpartition was released before Finish, having
+// still finished the others: the records written for it were dropped.
 func (p *ResultPartition) Finish(ctx context.Context) error {
 	if err := p.checkWritable(); err != nil {
 		return err
@@ -630,6 +666,9 @@ func (p *ResultPartition) Finish(ctx context.Context) error {
 	p.finished = true
 	if err == nil && p.blocking != nil {
 		err = p.finishBlocking()
+	}
+	if err == nil {
+		err = p.delivery.lostError()
 	}
 	return err
 }
@@ -684,6 +723,7 @@ func (p *ResultPartition) stopFlush() {
 func (p *ResultPartition) Release() {
 	p.releaseOnce.Do(func() {
 		p.released.Store(true)
+		close(p.releasedCh)
 		p.stopFlush()
 		p.env.partitions.unregister(p)
 		p.env.partitionReleased(p)

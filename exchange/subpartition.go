@@ -37,6 +37,13 @@ type subpartition struct {
 	listener       func()
 	ackedAll       bool
 
+	// Delivery (shutdown.go): the reader's address ("" for a local
+	// reader), whether it went away before taking EndOfPartition, and the
+	// buffers that loss dropped.
+	reader  string
+	lost    bool
+	dropped int
+
 	// spill is set for a reader of a BLOCKING partition (blocking.go):
 	// one per partition request, reading the spill file, with no queue.
 	spill *spillRead
@@ -58,6 +65,7 @@ func (s *subpartition) popFront() { s.queue.popFront() }
 func (s *subpartition) pushSegment(seg *segment, shared bool) bool {
 	s.mu.Lock()
 	if s.released {
+		s.countDroppedLocked(1)
 		s.mu.Unlock()
 		return false
 	}
@@ -83,6 +91,7 @@ func (s *subpartition) segmentFinished() {
 func (s *subpartition) pushEvent(ev Buffer) bool {
 	s.mu.Lock()
 	if s.released {
+		s.countDroppedLocked(1)
 		s.mu.Unlock()
 		return false
 	}
@@ -300,9 +309,14 @@ func (s *subpartition) release() {
 		return
 	}
 	q := s.queue.drain()
+	settled := s.readerReleasedLocked(len(q))
+	lost, acked, reader := s.lost, s.ackedAll, s.reader
 	l := s.listener
 	s.listener = nil
 	s.mu.Unlock()
+	if settled {
+		s.part.readerReleased(s.index, lost, acked, reader)
+	}
 	if l != nil {
 		l() // a reader still attached learns that the data is gone
 	}

@@ -265,7 +265,8 @@ func (m *partitionManager) OpenView(req ViewRequest, onAvailable func(*Subpartit
 		}
 		return nil, fmt.Errorf("partition %s subpartition %d: %w", req.Partition, req.Subpartition, err)
 	}
-	sub.sendsOverNetwork() // compressed buffers go out as they are (compression.go)
+	sub.setReader(req.Peer) // named if the consumer goes away (shutdown.go)
+	sub.sendsOverNetwork()  // compressed buffers go out as they are (compression.go)
 	r.notify()
 	return r, nil
 }

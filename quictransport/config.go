@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"time"
 
@@ -29,9 +30,14 @@ const (
 	// DefaultWriteGather: see Config.WriteGather.
 	DefaultWriteGather = 200 * time.Microsecond
 	// NoWriteGather makes writers write as soon as they are woken.
-	NoWriteGather          time.Duration = -1
-	DefaultIdleTimeout                   = 30 * time.Second
-	DefaultKeepAlivePeriod               = 5 * time.Second
+	NoWriteGather time.Duration = -1
+	// DefaultIdleTimeout and DefaultKeepAlivePeriod: a silent peer (a
+	// network partition, a host that vanished, a killed process) fails
+	// the connection on both sides within 30 s.
+	DefaultIdleTimeout     = 30 * time.Second
+	DefaultKeepAlivePeriod = 5 * time.Second
+	// DefaultIdleConnectionTimeout: see Config.IdleConnectionTimeout.
+	DefaultIdleConnectionTimeout = time.Minute
 	// DefaultMaxIncomingStreams bounds the streams (channels) one peer
 	// connection may hold open: enough for 8192 channels from one consumer
 	// node, few enough that a peer opening streams without end cannot
@@ -82,9 +88,22 @@ type Config struct {
 	// burst: a busy writer never waits.
 	WriteGather time.Duration
 	// IdleTimeout closes a connection that received nothing for this long
-	// (default 30s); KeepAlivePeriod (default 5s) keeps idle connections
-	// open and detects dead peers.
+	// (default 30s; QUIC's max_idle_timeout: the smaller of the two peers'
+	// applies, and quic-go stretches it to at least 3 probe timeouts on a
+	// slow path). KeepAlivePeriod (default 5s, or half of IdleTimeout if
+	// that is less; it must be below IdleTimeout) sends a packet on a
+	// quiet connection, so that a live peer never reaches it. A silent
+	// network partition or a killed peer therefore fails the connection,
+	// and every channel on it, on both sides within IdleTimeout.
 	IdleTimeout, KeepAlivePeriod time.Duration
+	// IdleConnectionTimeout closes a served connection that holds no
+	// channel (no stream that sent its PartitionRequest) for this long
+	// (default 1 min; negative: never), as tcptransport's does: a peer
+	// that connects and opens no channel, or only streams that never send
+	// a request (each closed after HandshakeTimeout), does not keep the
+	// connection for ever. It must exceed the consumers' partition request
+	// backoff.
+	IdleConnectionTimeout time.Duration
 
 	// ConnectionsPerNode is the number of QUIC connections to one remote
 	// node (default 1, at most 64), all on the node's one UDP socket. With
@@ -157,7 +176,10 @@ func (c Config) withDefaults(segmentSize int) Config {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.KeepAlivePeriod == 0 {
-		c.KeepAlivePeriod = DefaultKeepAlivePeriod
+		c.KeepAlivePeriod = min(DefaultKeepAlivePeriod, c.IdleTimeout/2)
+	}
+	if c.IdleConnectionTimeout == 0 {
+		c.IdleConnectionTimeout = DefaultIdleConnectionTimeout
 	}
 	if c.MaxIncomingStreams == 0 {
 		c.MaxIncomingStreams = DefaultMaxIncomingStreams
@@ -191,6 +213,8 @@ func (c Config) validate() error {
 		return configErr("IdleTimeout", c.IdleTimeout, "must be >= 0")
 	case c.KeepAlivePeriod < 0:
 		return configErr("KeepAlivePeriod", c.KeepAlivePeriod, "must be >= 0")
+	case c.KeepAlivePeriod >= c.IdleTimeout:
+		return configErr("KeepAlivePeriod", c.KeepAlivePeriod, fmt.Sprintf("must be below IdleTimeout (%v), or a live peer times out", c.IdleTimeout))
 	case c.MaxIncomingStreams < 0:
 		return configErr("MaxIncomingStreams", c.MaxIncomingStreams, "must be >= 0")
 	case c.MaxHandshakingStreams < 0:

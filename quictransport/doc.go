@@ -75,6 +75,7 @@
 //	StreamCodeProtocol   0x51580002  bad input on this stream
 //	StreamCodeRefused    0x51580003  partition request answered with an ErrorResponse
 //	ConnCodeUnused       0x0         connection closed: its last channel was released
+//	ConnCodeIdle         0x51580011  served connection closed: no channel for IdleConnectionTimeout
 //	ConnCodeShutdown     0x51580010  connection closed: the node closed its transport
 //
 // A broken connection (CONNECTION_CLOSE, idle timeout, stateless reset)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,32 @@ type connWriter struct {
 	buf   []byte
 	// streams being served: a writer with one has nothing to gather.
 	streams atomic.Int32
+
+	// idle closes the connection once it has held no channel for
+	// Config.IdleConnectionTimeout (nil: never); channels counts them.
+	idle     *time.Timer
+	idleMu   sync.Mutex
+	channels int
+}
+
+// channelOpened and channelClosed count the connection's channels: the
+// idle timer runs only while there is none.
+func (w *connWriter) channelOpened() {
+	w.idleMu.Lock()
+	defer w.idleMu.Unlock()
+	w.channels++
+	if w.channels == 1 && w.idle != nil {
+		w.idle.Stop()
+	}
+}
+
+func (w *connWriter) channelClosed() {
+	w.idleMu.Lock()
+	defer w.idleMu.Unlock()
+	w.channels--
+	if w.channels == 0 && w.idle != nil {
+		w.idle.Reset(w.t.cfg.IdleConnectionTimeout)
+	}
 }
 
 func (w *connWriter) loop() {
@@ -169,6 +196,8 @@ func (s *serverStream) serve() {
 	}
 	s.w.streams.Add(1)
 	defer s.w.streams.Add(-1)
+	s.w.channelOpened()
+	defer s.w.channelClosed()
 	s.controlLoop(fr)
 }
 

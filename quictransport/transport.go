@@ -45,6 +45,9 @@ const (
 	ConnCodeUnused quic.ApplicationErrorCode = 0
 	// ConnCodeShutdown: the node closed its transport.
 	ConnCodeShutdown quic.ApplicationErrorCode = 0x5158_0010
+	// ConnCodeIdle: the served connection held no channel for
+	// Config.IdleConnectionTimeout.
+	ConnCodeIdle quic.ApplicationErrorCode = 0x5158_0011
 )
 
 // quicGoBufferTarget is the socket buffer size below which quic-go warns
@@ -281,7 +284,16 @@ func (t *Transport) serveConn(c *quic.Conn) {
 	log := t.log.With().Str("peer", peer).Logger()
 	log.Debug().Msg("connection accepted")
 	w := &connWriter{t: t, sched: chanproto.NewScheduler(), done: make(chan struct{})}
+	if d := t.cfg.IdleConnectionTimeout; d > 0 {
+		w.idle = time.AfterFunc(d, func() {
+			log.Info().Dur("idle_connection_timeout", d).Msg("closing a connection that holds no channel")
+			c.CloseWithError(ConnCodeIdle, fmt.Sprintf("no channel for %v (IdleConnectionTimeout)", d))
+		})
+	}
 	defer func() {
+		if w.idle != nil {
+			w.idle.Stop()
+		}
 		close(w.done)
 		w.sched.Close()
 	}()

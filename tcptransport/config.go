@@ -23,8 +23,12 @@ const Name = "tcp"
 const (
 	DefaultConnectionsPerNode = 1
 	DefaultConnectTimeout     = 10 * time.Second
-	DefaultKeepAlive          = 15 * time.Second
-	DefaultWriteBatchBytes    = 256 << 10
+	// DefaultKeepAlive and DefaultDeadPeerTimeout detect a silent peer
+	// (a network partition, a host that vanished) within 30 s on both
+	// sides of a connection (Config.DeadPeerTimeout).
+	DefaultKeepAlive       = 5 * time.Second
+	DefaultDeadPeerTimeout = 30 * time.Second
+	DefaultWriteBatchBytes = 256 << 10
 	// Bounds of a server (docs/architecture.md, "Failure policy"): sized
 	// for a stock Linux host, whose Go processes may open some thousands
 	// of descriptors.
@@ -48,9 +52,21 @@ type Config struct {
 	// ConnectTimeout bounds dialing plus the Hello handshake, on both
 	// sides (default 10 s).
 	ConnectTimeout time.Duration
-	// KeepAlive is the TCP keepalive period (default 15 s); negative
-	// disables keepalive.
+	// KeepAlive is the TCP keepalive period: the idle time before the
+	// first probe and between probes (default 5 s); negative disables
+	// keepalive.
 	KeepAlive time.Duration
+	// DeadPeerTimeout bounds how long a connection survives a peer that
+	// answers nothing (default 30 s): on Linux it is TCP_USER_TIMEOUT,
+	// which ends a connection whose sent data stays unacknowledged that
+	// long, and with keepalive it also ends an idle connection whose
+	// probes go unanswered that long (checked at each probe, so rounded
+	// up to a multiple of KeepAlive); elsewhere the probe count is set to
+	// cover it. Both ends of a connection apply it, so a silent network
+	// partition fails the producer's and the consumer's side within it.
+	// Negative: the kernel's defaults (minutes to hours). It must not be
+	// below KeepAlive.
+	DeadPeerTimeout time.Duration
 	// DisableNoDelay turns Nagle's algorithm back on (TCP_NODELAY is set
 	// by default: the transport coalesces writes itself).
 	DisableNoDelay bool
@@ -170,6 +186,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = DefaultKeepAlive
 	}
+	if cfg.DeadPeerTimeout == 0 {
+		cfg.DeadPeerTimeout = DefaultDeadPeerTimeout
+	}
 	if cfg.WriteBatchBytes == 0 {
 		cfg.WriteBatchBytes = DefaultWriteBatchBytes
 	}
@@ -188,15 +207,17 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
-// validate checks cfg after withDefaults (a negative KeepAlive or
-// IdleConnectionTimeout is valid: it disables them) and parses its port
-// range.
+// validate checks cfg after withDefaults (a negative KeepAlive,
+// DeadPeerTimeout or IdleConnectionTimeout is valid: it disables them)
+// and parses its port range.
 func (cfg Config) validate() (portRange, error) {
 	switch {
 	case cfg.ConnectionsPerNode < 1 || cfg.ConnectionsPerNode > MaxConnectionsPerNode:
 		return portRange{}, configErr("ConnectionsPerNode", cfg.ConnectionsPerNode, "must be in 1..64")
 	case cfg.ConnectTimeout < 0:
 		return portRange{}, configErr("ConnectTimeout", cfg.ConnectTimeout, "must be >= 0")
+	case cfg.DeadPeerTimeout > 0 && cfg.KeepAlive > 0 && cfg.DeadPeerTimeout < cfg.KeepAlive:
+		return portRange{}, configErr("DeadPeerTimeout", cfg.DeadPeerTimeout, fmt.Sprintf("must be >= KeepAlive (%v)", cfg.KeepAlive))
 	case cfg.SendBuffer < 0:
 		return portRange{}, configErr("SendBuffer", cfg.SendBuffer, "must be >= 0")
 	case cfg.ReceiveBuffer < 0:
@@ -280,6 +301,17 @@ func (t *Transport) dial(ctx context.Context, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", addr)
 }
 
+// keepAliveConfig probes every KeepAlive from KeepAlive of silence on,
+// enough probes to cover DeadPeerTimeout (with TCP_USER_TIMEOUT, Linux
+// ends the connection at DeadPeerTimeout whatever the count).
+func (t *Transport) keepAliveConfig() net.KeepAliveConfig {
+	ka := net.KeepAliveConfig{Enable: true, Idle: t.cfg.KeepAlive, Interval: t.cfg.KeepAlive, Count: -1}
+	if d := t.cfg.DeadPeerTimeout; d > 0 {
+		ka.Count = max(1, int((d-t.cfg.KeepAlive+t.cfg.KeepAlive-1)/t.cfg.KeepAlive))
+	}
+	return ka
+}
+
 // tune applies the socket options to an accepted or dialed connection.
 // Options a non-TCP connection (from a Dial/Listen hook) cannot take are
 // skipped.
@@ -295,10 +327,12 @@ func (t *Transport) tune(nc net.Conn) error {
 			if err := tc.SetKeepAlive(false); err != nil {
 				return fmt.Errorf("SO_KEEPALIVE: %w", err)
 			}
-		} else {
-			ka := net.KeepAliveConfig{Enable: true, Idle: t.cfg.KeepAlive, Interval: t.cfg.KeepAlive, Count: -1}
-			if err := tc.SetKeepAliveConfig(ka); err != nil {
-				return fmt.Errorf("keepalive: %w", err)
+		} else if err := tc.SetKeepAliveConfig(t.keepAliveConfig()); err != nil {
+			return fmt.Errorf("keepalive: %w", err)
+		}
+		if d := t.cfg.DeadPeerTimeout; d > 0 {
+			if err := setUserTimeout(tc, d); err != nil {
+				return fmt.Errorf("TCP_USER_TIMEOUT: %w", err)
 			}
 		}
 		if n := t.cfg.SendBuffer; n > 0 {

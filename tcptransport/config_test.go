@@ -10,7 +10,7 @@ import (
 
 func TestConfigDefaultsAndValidation(t *testing.T) {
 	d := Config{}.withDefaults()
-	if d.ConnectionsPerNode != 1 || d.ConnectTimeout != DefaultConnectTimeout || d.KeepAlive != DefaultKeepAlive || d.WriteBatchBytes != DefaultWriteBatchBytes ||
+	if d.ConnectionsPerNode != 1 || d.ConnectTimeout != DefaultConnectTimeout || d.KeepAlive != DefaultKeepAlive || d.DeadPeerTimeout != DefaultDeadPeerTimeout || d.WriteBatchBytes != DefaultWriteBatchBytes ||
 		d.MaxConnections != DefaultMaxConnections || d.MaxConnectionsPerAddress != DefaultMaxConnectionsPerAddress ||
 		d.IdleConnectionTimeout != DefaultIdleConnectionTimeout || d.MaxControlBytes != DefaultMaxControlBytes {
 		t.Errorf("defaults %+v", d)
@@ -22,6 +22,8 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 	}{
 		{"zero", Config{}, ""},
 		{"keepalive off", Config{KeepAlive: -1}, ""},
+		{"dead peer timeout off", Config{DeadPeerTimeout: -1}, ""},
+		{"dead peer timeout below keepalive", Config{KeepAlive: 10 * time.Second, DeadPeerTimeout: 5 * time.Second}, "tcptransport.DeadPeerTimeout"},
 		{"64 connections", Config{ConnectionsPerNode: 64}, ""},
 		{"negative connections", Config{ConnectionsPerNode: -1}, "tcptransport.ConnectionsPerNode"},
 		{"65 connections", Config{ConnectionsPerNode: 65}, "tcptransport.ConnectionsPerNode"},
@@ -50,6 +52,26 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 		// The factory refuses it the same way.
 		if _, err := New(c.cfg)(exchange.TransportOptions{SegmentSize: testSegment}); !errors.As(err, &ce) {
 			t.Errorf("%s: factory: %v", c.name, err)
+		}
+	}
+}
+
+// TestKeepAliveCoversDeadPeerTimeout: the probes start after KeepAlive of
+// silence and are enough to reach DeadPeerTimeout (30 s by default).
+func TestKeepAliveCoversDeadPeerTimeout(t *testing.T) {
+	for _, c := range []struct {
+		ka, dead time.Duration
+		count    int
+	}{
+		{0, 0, 5}, // defaults: 5 s + 5 probes x 5 s = 30 s
+		{time.Second, 2500 * time.Millisecond, 2},
+		{time.Second, time.Second, 1},
+		{time.Second, -1, -1}, // the kernel's count
+	} {
+		tr := &Transport{cfg: Config{KeepAlive: c.ka, DeadPeerTimeout: c.dead}.withDefaults()}
+		ka := tr.keepAliveConfig()
+		if ka.Count != c.count || ka.Idle != tr.cfg.KeepAlive || ka.Interval != tr.cfg.KeepAlive || !ka.Enable {
+			t.Errorf("KeepAlive %v, DeadPeerTimeout %v: %+v, want %d probes", c.ka, c.dead, ka, c.count)
 		}
 	}
 }

@@ -105,8 +105,10 @@
 // # Configuration
 //
 // Config's zero value is usable. Sockets, dialed and accepted, get
-// TCP_NODELAY (unless DisableNoDelay), keepalive (KeepAlive, 15 s; negative
-// disables), SO_SNDBUF/SO_RCVBUF (SendBuffer, ReceiveBuffer) and
+// TCP_NODELAY (unless DisableNoDelay), keepalive (KeepAlive, 5 s; negative
+// disables) and TCP_USER_TIMEOUT (DeadPeerTimeout, 30 s: a silent peer or
+// network partition fails the connection on both sides within it),
+// SO_SNDBUF/SO_RCVBUF (SendBuffer, ReceiveBuffer) and
 // TCP_CONGESTION (CongestionControl: an algorithm the kernel does not offer
 // fails Listen with an error naming it and
 // /proc/sys/net/ipv4/tcp_available_congestion_control). ConnectTimeout

@@ -5,8 +5,10 @@ package tcptransport
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -54,4 +56,20 @@ func congestionError(algo string, err error) error {
 	}
 	return fmt.Errorf("%w: tcptransport: TCP congestion control %q is not available: %v (available: %s, see %s%s)",
 		exchange.ErrInvalidConfig, algo, err, avail, availableCongestionFile, hint)
+}
+
+// setUserTimeout sets TCP_USER_TIMEOUT: the connection ends when data it
+// sent (or, with keepalive, its probes) stays unacknowledged for d.
+func setUserTimeout(tc *net.TCPConn, d time.Duration) error {
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d.Milliseconds()))
+	}); err != nil {
+		return err
+	}
+	return serr
 }

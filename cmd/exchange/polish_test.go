@@ -46,7 +46,9 @@ func receivedBytes(metrics string) float64 {
 
 // TestInterruptPrintsPartialCounts: serve and consume with -metrics; once
 // the consumer's own metrics show data arriving, SIGINT makes it print
-// the counts so far and exit 1; then SIGINT stops serve the same way.
+// the counts so far and exit 1, and serve, its consumer gone, exits 1
+// naming it; then SIGINT stops a second serve (its consumer stopped) with
+// its count.
 // The scrapes also check /metrics and /debug/pprof/ of both processes.
 func TestInterruptPrintsPartialCounts(t *testing.T) {
 	serveMetrics, consumeMetrics := freePort(t), freePort(t)
@@ -85,6 +87,28 @@ func TestInterruptPrintsPartialCounts(t *testing.T) {
 	}
 	if n, _ := strconv.Atoi(m[1]); n == 0 {
 		t.Errorf("partial count of 0 records after data arrived: %q", e)
+	}
+	// The consumer is gone, so serve stops by itself, naming it.
+	code = srv.wait(t, 10*time.Second)
+	_, e = srv.output()
+	if code != 1 || !regexp.MustCompile(`after [0-9.]+s, [1-9][0-9]* records emitted: .*consumer \S+ .* went away`).MatchString(e) {
+		t.Fatalf("serve after its consumer stopped: exit %d, stderr %q", code, e)
+	}
+
+	// SIGINT stops serve with the count so far; its consumer is stopped
+	// (SIGSTOP: alive to its kernel, so serve does not see it go away).
+	srv, addr = serve(t, "tcp", "-job", "sigint2", "-records", "0", "-duration", "2m", "-record-rate", "20000", "-writers", "2", "-readers", "2")
+	consumeMetrics = freePort(t)
+	c = start(t, "consume", "-transport", "tcp", "-connect", addr, "-job", "sigint2", "-writers", "2", "-readers", "2", "-metrics", consumeMetrics)
+	deadline = time.Now().Add(20 * time.Second)
+	for receivedBytes(scrape(consumeMetrics, "/metrics")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no data arrived at the second consumer within 20s")
+		}
+		time.Sleep(20 * time.Millisecond) // polling the consumer's metrics
+	}
+	if err := syscall.Kill(c.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
 	}
 	if err := syscall.Kill(srv.cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)

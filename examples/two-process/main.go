@@ -79,29 +79,24 @@ func produce(ctx context.Context, listen string, n uint64, out io.Writer) error 
 		}
 	}
 	// The one correct ending: EndOfData, the consumer's acknowledgement
-	// that it processed everything, then Finish and a bounded Shutdown.
+	// that it processed everything, Finish, then Shutdown, which returns
+	// once the consumer took EndOfPartition (or says what it did not take).
 	if err := part.EndOfData(ctx); err != nil {
 		return err
 	}
-	select {
-	case <-part.AllRecordsProcessed():
-	case <-ctx.Done():
-		return fmt.Errorf("consumer did not acknowledge: %w", ctx.Err())
+	if err := part.WaitAllRecordsProcessed(ctx); err != nil {
+		return fmt.Errorf("consumer did not acknowledge: %w", err) // names a consumer that went away
 	}
 	if err := part.Finish(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "delivered %d\n", n)
-	// Finish queues EndOfPartition; give it time to leave before the
-	// connections close (as serve's -linger does: Environment.Close does
-	// not yet wait for queued events to be consumed).
-	select {
-	case <-time.After(500 * time.Millisecond):
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return env.Shutdown(sctx)
+	if err := env.Shutdown(sctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "delivered %d\n", n)
+	return nil
 }
 
 // consume reads until EndOfData, acknowledges, and reads on to the end of

@@ -176,7 +176,6 @@ type options struct {
 	advertise   string
 	connect     string
 	wait        time.Duration
-	linger      time.Duration
 	secret      string
 	tlsCert     string
 	tlsKey      string
@@ -267,7 +266,6 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.StringVar(&o.advertise, "advertise", "", "host:port consumers should dial, when not the listening address (NAT, containers); default: the listening address, a wildcard host replaced by this host's")
 		fs.Int64Var(&o.records, "records", 1_000_000, "records to emit in total over all writers (0: until -duration)")
 		fs.DurationVar(&o.duration, "duration", 0, "stop emitting after this long (0: no limit)")
-		fs.DurationVar(&o.linger, "linger", 500*time.Millisecond, "after every consumer acknowledged its records, wait this long for the last EndOfPartition events to go out before closing")
 	case "consume":
 		o.transports.items = []string{tTCP}
 		fs.Var(&o.transports, "transport", "transport: tcp or quic")
@@ -468,9 +466,6 @@ func (o *options) validate() error {
 		}
 		if o.duration < 0 {
 			return usagef("-duration must be >= 0 (got %v)", o.duration)
-		}
-		if o.linger < 0 {
-			return usagef("-linger must be >= 0 (got %v)", o.linger)
 		}
 	}
 	if o.metricsAddr != "" {

@@ -75,7 +75,6 @@ func TestUsageErrorsExit2WithOneLine(t *testing.T) {
 		{[]string{"serve", "-records", "-5"}, "-records must be >= 0 (got -5)"},
 		{[]string{"bench", "-sample-every", "-2"}, "-sample-every must be >= 0"},
 		{[]string{"bench", "-batch", "-1"}, "-batch must be >= 0 (got -1)"},
-		{[]string{"serve", "-linger", "-1s"}, "-linger must be >= 0"},
 		{[]string{"serve", "-duration", "-1s", "-records", "10"}, "-duration must be >= 0"},
 		{[]string{"bench", "-verify", "some"}, `-verify: unknown mode "some"`},
 		{[]string{"bench", "-metrics", "nohost"}, `-metrics "nohost" is not host:port`},

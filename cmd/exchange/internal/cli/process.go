@@ -22,6 +22,12 @@ func handshakeTimeout(wait time.Duration) time.Duration {
 	return min(max(wait/4, time.Second), 10*time.Second)
 }
 
+// serveShutdownBound bounds serve's delivery-safe shutdown: the wait for
+// its consumers to take the EndOfPartition of every subpartition once they
+// acknowledged their records. A consumer that died is noticed sooner, by
+// its transport (tcp at once, quic within its idle timeout).
+const serveShutdownBound = 30 * time.Second
+
 // runServe hosts the producer partitions until every consumer is done.
 func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Writer, log zerolog.Logger) int {
 	name := o.transports.items[0]
@@ -100,13 +106,29 @@ func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "exchange serve: interrupted after %.2fs %s: emitted %d records\n", time.Since(start).Seconds(), what, emitted())
 		return ExitFailed
 	}
+	// A consumer that goes away (its process killed, its path silent for
+	// the transport's dead-peer bound) ends the run at once: the records
+	// for it can no longer be delivered.
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	for _, part := range parts {
+		go func() {
+			if err := part.WaitAllRecordsProcessed(runCtx); errors.Is(err, exchange.ErrConsumerLost) {
+				cancelRun(err)
+			}
+		}()
+	}
+	consumerLost := func() int {
+		fmt.Fprintf(stderr, "exchange serve: after %.2fs, %d records emitted: %v\n", time.Since(start).Seconds(), emitted(), context.Cause(runCtx))
+		return ExitFailed
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, o.writers)
 	for w := range producers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[w] = producers[w].Run(ctx, parts[w], int(o.segmentSize.n), &stop)
+			errs[w] = producers[w].Run(runCtx, parts[w], int(o.segmentSize.n), &stop)
 		}()
 	}
 	wg.Wait()
@@ -114,6 +136,9 @@ func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 	if err := errors.Join(errs...); err != nil {
 		if ctx.Err() != nil {
 			return interrupted("before every record was emitted")
+		}
+		if runCtx.Err() != nil {
+			return consumerLost()
 		}
 		fmt.Fprintf(stderr, "exchange serve: %v\n", err)
 		return ExitFailed
@@ -125,22 +150,32 @@ func runServe(ctx context.Context, o *options, hooks Hooks, stdout, stderr io.Wr
 		}
 	}
 	log.Info().Int64("records", sent).Dur("took", emitTook).Msg("all records emitted; waiting for consumers")
-	for w, p := range parts {
-		if err := producers[w].Finish(ctx, p); err != nil {
+	// The one delivery-safe sequence (exchange.ResultPartition.Finish):
+	// EndOfData (sent by Run), every consumer's acknowledgement, Finish,
+	// then Shutdown, which waits until the consumers took EndOfPartition.
+	for w, part := range parts {
+		if err := part.WaitAllRecordsProcessed(runCtx); err != nil {
 			if ctx.Err() != nil {
 				return interrupted(fmt.Sprintf("while the consumers of partition %d (and maybe more) had not acknowledged their records", w))
 			}
 			fmt.Fprintf(stderr, "exchange serve: partition %d: %v\n", w, err)
 			return ExitFailed
 		}
+		if err := part.Finish(runCtx); err != nil {
+			fmt.Fprintf(stderr, "exchange serve: partition %d: %v\n", w, err)
+			return ExitFailed
+		}
+	}
+	sdCtx, cancelSd := context.WithTimeout(ctx, serveShutdownBound)
+	defer cancelSd()
+	if err := env.Shutdown(sdCtx); err != nil {
+		if ctx.Err() != nil {
+			return interrupted("while the consumers were taking the end of their partitions")
+		}
+		fmt.Fprintf(stderr, "exchange serve: %v\n", err)
+		return ExitFailed
 	}
 	total := time.Since(start)
-	// Give the transport a moment to write the EndOfPartition events out
-	// before the connections close.
-	select {
-	case <-time.After(o.linger):
-	case <-ctx.Done():
-	}
 	fmt.Fprintf(stdout, "served %d records (%d bytes each) to %d consumers in %.2fs from the first consumer's connection (%.1f rec/ms)\n",
 		sent, o.recordSize, o.readers, total.Seconds(), float64(sent)/total.Seconds()/1000)
 	return ExitOK
