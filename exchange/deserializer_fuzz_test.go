@@ -64,14 +64,19 @@ func refSpill(stream []byte, ends []int, maxRecord int, budget int64) int {
 			b++
 		}
 		total := len(stream) - pos // what arrives of a truncated record
+		full := total              // its length, once the prefix is known
 		if len(stream)-pos >= 4 {
 			n := int(binary.BigEndian.Uint32(stream[pos:]))
 			if n > maxRecord {
 				return -1
 			}
-			total = min(total, 4+n)
+			full = 4 + n
+			total = min(total, full)
 		}
-		if pos+total > ends[b] && total > spillKeep && int64(total) > budget {
+		// A record that does not end in its first buffer is assembled in
+		// the spill, a truncated one too (the deserializer cannot know
+		// that no more bytes come), from every byte that arrived.
+		if pos+full > ends[b] && total > spillKeep && int64(total) > budget {
 			return idx
 		}
 		pos += total
