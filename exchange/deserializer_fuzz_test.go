@@ -140,6 +140,7 @@ func FuzzDeserializer(f *testing.F) {
 		}
 
 		owner := &releaseCounter{}
+		data := bytes.Clone(stream) // one copy, cut into the buffers
 		d := deserializer{maxRecord: maxRecord, budget: budget, peer: "fuzz:1"}
 		given, got, pos := 0, 0, 0
 		var failed error
@@ -149,7 +150,7 @@ func FuzzDeserializer(f *testing.F) {
 			}
 			// Buffers are never empty: the gate drops empty data buffers
 			// (returned credit) before the deserializer sees them.
-			s := &segment{data: bytes.Clone(stream[pos:end]), owner: owner}
+			s := &segment{data: data[pos:end:end], owner: owner}
 			s.refs.Store(1)
 			d.setBuffer(bufferOf(s, 0, end-pos, 0))
 			pos = end
