@@ -150,14 +150,7 @@ func TestReleaseWithBlockedWriter(t *testing.T) {
 			}
 		}
 	}()
-	// The writer is blocked once the backpressure clock runs.
-	for p.BufferPool().BackpressuredTime() == 0 {
-		select {
-		case err := <-writerDone:
-			t.Fatalf("writer ended before blocking: %v", err)
-		case <-time.After(time.Millisecond): // bounded poll of a metric, not synchronisation of data
-		}
-	}
+	waitBackpressured(t, p, writerDone)
 	p.Release()
 	if err := <-writerDone; !errors.Is(err, exchange.ErrClosed) {
 		t.Fatalf("blocked writer after Release: %v, want ErrClosed", err)
@@ -547,13 +540,7 @@ func TestCancelledSpanningRecordFailsPartition(t *testing.T) {
 	emitCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- p.EmitTo(emitCtx, 0, make([]byte, 3*4096)) }()
-	for p.BufferPool().BackpressuredTime() == 0 {
-		select {
-		case err := <-done:
-			t.Fatalf("Emit ended before blocking: %v", err)
-		case <-time.After(time.Millisecond): // bounded poll of a metric, not synchronisation of data
-		}
-	}
+	waitBackpressured(t, p, done)
 	stop()
 	err = <-done
 	if !errors.Is(err, context.Canceled) {
@@ -617,6 +604,19 @@ func TestCancelledBeforeRecordKeepsPartition(t *testing.T) {
 				t.Fatalf("end: %v, want io.EOF", err)
 			}
 			break
+		}
+	}
+}
+
+// waitBackpressured returns once p's writer is blocked on buffers (the
+// backpressure clock runs); the writer must not end before that.
+func waitBackpressured(t *testing.T, p *exchange.ResultPartition, writerDone <-chan error) {
+	t.Helper()
+	for p.BufferPool().BackpressuredTime() == 0 {
+		select {
+		case err := <-writerDone:
+			t.Fatalf("writer ended before blocking: %v", err)
+		case <-time.After(time.Millisecond): // bounded poll of a metric, not synchronisation of data
 		}
 	}
 }

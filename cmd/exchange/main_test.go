@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -244,23 +243,7 @@ func TestServeConsumeMillion(t *testing.T) {
 func TestProducerKilledMidStream(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			job := "killed-" + tr
-			srv, addr := serve(t, tr, "-job", job, "-records", "0", "-duration", "5m", "-record-rate", "20000")
-			c := start(t, "consume", "-transport", tr, "-connect", addr, "-job", job)
-			time.Sleep(time.Second) // mid-stream: records are flowing
-			select {
-			case <-c.done:
-				o, e := c.output()
-				t.Fatalf("consume exited before the kill: %v\n%s\n%s", c.err, o, e)
-			default:
-			}
-			if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			killed := time.Now()
-			code := c.wait(t, 10*time.Second)
-			took := time.Since(killed)
-			_, e := c.output()
+			code, took, e, addr := killMidStream(t, tr, "killed-"+tr, "serve")
 			if code == 0 {
 				t.Fatalf("consume exited 0 after its producer died\n%s", e)
 			}
