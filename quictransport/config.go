@@ -38,6 +38,10 @@ const (
 	DefaultKeepAlivePeriod = 5 * time.Second
 	// DefaultIdleConnectionTimeout: see Config.IdleConnectionTimeout.
 	DefaultIdleConnectionTimeout = time.Minute
+	// DefaultMaxConnections and DefaultMaxConnectionsPerAddress bound the
+	// connections a node serves, as tcptransport's do.
+	DefaultMaxConnections           = 1024
+	DefaultMaxConnectionsPerAddress = 128
 	// DefaultMaxIncomingStreams bounds the streams (channels) one peer
 	// connection may hold open: enough for 8192 channels from one consumer
 	// node, few enough that a peer opening streams without end cannot
@@ -112,6 +116,13 @@ type Config struct {
 	// controllers share a lossy path.
 	ConnectionsPerNode int
 
+	// MaxConnections bounds the connections a node serves at once
+	// (default 1024) and MaxConnectionsPerAddress those from one remote
+	// IP address (default 128); a connection above either is closed with
+	// ConnCodeTooMany as soon as its handshake completes, so that a flood
+	// of connections leaves room for healthy consumers.
+	MaxConnections, MaxConnectionsPerAddress int
+
 	// MaxIncomingStreams is the number of concurrent streams (input
 	// channels) a peer may open on one connection (default 8192).
 	MaxIncomingStreams int64
@@ -181,6 +192,12 @@ func (c Config) withDefaults(segmentSize int) Config {
 	if c.IdleConnectionTimeout == 0 {
 		c.IdleConnectionTimeout = DefaultIdleConnectionTimeout
 	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MaxConnectionsPerAddress == 0 {
+		c.MaxConnectionsPerAddress = DefaultMaxConnectionsPerAddress
+	}
 	if c.MaxIncomingStreams == 0 {
 		c.MaxIncomingStreams = DefaultMaxIncomingStreams
 	}
@@ -215,6 +232,10 @@ func (c Config) validate() error {
 		return configErr("KeepAlivePeriod", c.KeepAlivePeriod, "must be >= 0")
 	case c.KeepAlivePeriod >= c.IdleTimeout:
 		return configErr("KeepAlivePeriod", c.KeepAlivePeriod, fmt.Sprintf("must be below IdleTimeout (%v), or a live peer times out", c.IdleTimeout))
+	case c.MaxConnections < 0:
+		return configErr("MaxConnections", c.MaxConnections, "must be >= 0")
+	case c.MaxConnectionsPerAddress < 0:
+		return configErr("MaxConnectionsPerAddress", c.MaxConnectionsPerAddress, "must be >= 0")
 	case c.MaxIncomingStreams < 0:
 		return configErr("MaxIncomingStreams", c.MaxIncomingStreams, "must be >= 0")
 	case c.MaxHandshakingStreams < 0:

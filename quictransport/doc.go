@@ -76,6 +76,7 @@
 //	StreamCodeRefused    0x51580003  partition request answered with an ErrorResponse
 //	ConnCodeUnused       0x0         connection closed: its last channel was released
 //	ConnCodeIdle         0x51580011  served connection closed: no channel for IdleConnectionTimeout
+//	ConnCodeTooMany      0x51580012  connection refused: MaxConnections or MaxConnectionsPerAddress reached
 //	ConnCodeShutdown     0x51580010  connection closed: the node closed its transport
 //
 // A broken connection (CONNECTION_CLOSE, idle timeout, stateless reset)

@@ -48,6 +48,9 @@ const (
 	// ConnCodeIdle: the served connection held no channel for
 	// Config.IdleConnectionTimeout.
 	ConnCodeIdle quic.ApplicationErrorCode = 0x5158_0011
+	// ConnCodeTooMany: the node serves MaxConnections connections, or
+	// MaxConnectionsPerAddress from the peer's address, already.
+	ConnCodeTooMany quic.ApplicationErrorCode = 0x5158_0012
 )
 
 // quicGoBufferTarget is the socket buffer size below which quic-go warns
@@ -82,6 +85,7 @@ type Transport struct {
 	ln       *quic.Listener
 	peers    *chanproto.Peers[*clientConn] // client side
 	served   map[*quic.Conn]struct{}
+	admit    *chanproto.Admission // MaxConnections, MaxConnectionsPerAddress
 	closed   bool
 	wg       sync.WaitGroup
 }
@@ -120,6 +124,7 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 		served: make(map[*quic.Conn]struct{}),
 	}
 	t.peers = chanproto.NewPeers(cfg.ConnectionsPerNode, t.newClientConn)
+	t.admit = chanproto.NewAdmission(cfg.MaxConnections, cfg.MaxConnectionsPerAddress, t.log)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.checkBuffers()
 	var resetKey quic.StatelessResetKey
@@ -261,6 +266,12 @@ func (t *Transport) acceptLoop(ln *quic.Listener) {
 			c.CloseWithError(ConnCodeShutdown, "node shutting down")
 			continue
 		}
+		peer := c.RemoteAddr().String()
+		if !t.admit.Admit(peer) {
+			t.mu.Unlock()
+			c.CloseWithError(ConnCodeTooMany, "too many connections (MaxConnections, MaxConnectionsPerAddress)")
+			continue
+		}
 		t.served[c] = struct{}{}
 		t.wg.Add(1)
 		t.mu.Unlock()
@@ -274,6 +285,7 @@ func (t *Transport) acceptLoop(ln *quic.Listener) {
 			t.mu.Lock()
 			delete(t.served, c)
 			t.mu.Unlock()
+			t.admit.Leave(peer)
 		}()
 	}
 }

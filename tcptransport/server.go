@@ -84,7 +84,7 @@ func (c *serverConn) serve() {
 		t.mu.Lock()
 		delete(t.served, c)
 		t.mu.Unlock()
-		t.leave(c.nc)
+		t.admit.Leave(c.nc.RemoteAddr().String())
 	}()
 	defer close(c.done)
 	if err := c.serverTLS(); err != nil {

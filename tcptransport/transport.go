@@ -39,10 +39,8 @@ type Transport struct {
 	provider exchange.ViewProvider
 	peers    *chanproto.Peers[*clientConn]
 	served   map[*serverConn]struct{}
-	perAddr  map[string]int // served connections per remote IP
-	admitted int            // served connections
+	admit    *chanproto.Admission // MaxConnections, MaxConnectionsPerAddress
 	closed   bool
-	capLog   time.Time // last warning about a refused connection
 	wg       sync.WaitGroup
 
 	stats counters
@@ -78,9 +76,9 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 		maxFrame: maxFrame,
 		tls:      ts,
 		ctx:      ctx, cancel: cancel,
-		served:  make(map[*serverConn]struct{}),
-		perAddr: make(map[string]int),
+		served: make(map[*serverConn]struct{}),
 	}
+	t.admit = chanproto.NewAdmission(cfg.MaxConnections, cfg.MaxConnectionsPerAddress, t.log)
 	t.peers = chanproto.NewPeers(cfg.ConnectionsPerNode, func(addr string) *clientConn { return newClientConn(t, addr) })
 	return t, nil
 }
@@ -161,13 +159,13 @@ func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ViewProvider) 
 		}
 		delay = 0
 		peer := nc.RemoteAddr().String()
-		if !t.admit(nc) {
+		if !t.admit.Admit(peer) {
 			nc.Close()
 			continue
 		}
 		if err := t.tune(nc); err != nil {
 			t.log.Warn().Err(err).Str("peer", peer).Msg("socket options failed; closing connection")
-			t.leave(nc)
+			t.admit.Leave(peer)
 			nc.Close()
 			continue
 		}
@@ -179,7 +177,7 @@ func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ViewProvider) 
 		t.mu.Lock()
 		if t.closed {
 			t.mu.Unlock()
-			t.leave(nc)
+			t.admit.Leave(peer)
 			nc.Close()
 			return
 		}
@@ -189,47 +187,6 @@ func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ViewProvider) 
 		t.stats.accepted.Add(1)
 		go c.serve()
 	}
-}
-
-// admit counts an accepted connection against MaxConnections and
-// MaxConnectionsPerAddress, or refuses it (warning at most once a second,
-// so that a flood does not flood the log too).
-func (t *Transport) admit(nc net.Conn) bool {
-	ip := remoteIP(nc)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.admitted < t.cfg.MaxConnections && t.perAddr[ip] < t.cfg.MaxConnectionsPerAddress {
-		t.admitted++
-		t.perAddr[ip]++
-		return true
-	}
-	t.stats.refused.Add(1)
-	if now := time.Now(); now.Sub(t.capLog) >= time.Second {
-		t.capLog = now
-		t.log.Warn().Str("peer", nc.RemoteAddr().String()).Int("connections", t.admitted).Int("from_address", t.perAddr[ip]).
-			Int("max", t.cfg.MaxConnections).Int("max_per_address", t.cfg.MaxConnectionsPerAddress).
-			Msg("connection refused: too many connections (MaxConnections, MaxConnectionsPerAddress)")
-	}
-	return false
-}
-
-// leave uncounts a connection admit counted.
-func (t *Transport) leave(nc net.Conn) {
-	ip := remoteIP(nc)
-	t.mu.Lock()
-	t.admitted--
-	if t.perAddr[ip]--; t.perAddr[ip] <= 0 {
-		delete(t.perAddr, ip)
-	}
-	t.mu.Unlock()
-}
-
-func remoteIP(nc net.Conn) string {
-	a := nc.RemoteAddr().String()
-	if h, _, err := net.SplitHostPort(a); err == nil {
-		return h
-	}
-	return a
 }
 
 // OpenChannel implements exchange.Transport. It dials (or shares) the
@@ -315,7 +272,7 @@ type Stats struct {
 }
 
 type counters struct {
-	dialed, accepted, refused          atomic.Int64
+	dialed, accepted                   atomic.Int64
 	writes, bytesWritten, buffersSent  atomic.Int64
 	buffersReceived, payloadBytesRecvd atomic.Int64
 	clientWrites                       atomic.Int64
@@ -325,7 +282,7 @@ type counters struct {
 func (t *Transport) Stats() Stats {
 	s := &t.stats
 	return Stats{
-		ConnectionsDialed: s.dialed.Load(), ConnectionsAccepted: s.accepted.Load(), ConnectionsRefused: s.refused.Load(),
+		ConnectionsDialed: s.dialed.Load(), ConnectionsAccepted: s.accepted.Load(), ConnectionsRefused: t.admit.Refused(),
 		Writes: s.writes.Load(), BytesWritten: s.bytesWritten.Load(), BuffersSent: s.buffersSent.Load(),
 		BuffersReceived: s.buffersReceived.Load(), PayloadBytesRecv: s.payloadBytesRecvd.Load(),
 		ClientWrites: s.clientWrites.Load(),
