@@ -2,7 +2,6 @@ package quictransport_test
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"runtime"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quic-go/quic-go"
 	"github.com/rs/zerolog"
 
 	"github.com/qexchange/qexchange/exchange"
@@ -25,14 +23,10 @@ func TestStalledHandshakes(t *testing.T) {
 	checkG := transporttest.CheckGoroutines(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	const seg = 8 << 10
 	cfg := testConfig(t)
 	cfg.MaxHandshakingStreams = 4
 	newNode := func(c quictransport.Config) *exchange.Environment {
-		e, err := exchange.NewEnvironment(context.Background(), exchange.Config{NetworkMemory: 4 << 20, SegmentSize: seg, Transport: quictransport.New(c)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		e := newTestNode(t, c)
 		t.Cleanup(func() { e.Close() })
 		return e
 	}
@@ -63,11 +57,7 @@ func TestStalledHandshakes(t *testing.T) {
 	read(100)
 
 	before := runtime.NumGoroutine()
-	attacker, err := quic.DialAddr(ctx, prod.Addr(), &tls.Config{Certificates: []tls.Certificate{*cfg.Certificate},
-		InsecureSkipVerify: true, NextProtos: []string{quictransport.ALPN}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	attacker := dialRaw(ctx, t, prod.Addr(), cfg, nil)
 	const streams = 100
 	for range streams {
 		s, err := attacker.OpenStreamSync(ctx)

@@ -2,7 +2,6 @@ package quictransport_test
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"testing"
 	"time"
@@ -27,14 +26,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 	cfg.IdleConnectionTimeout = idle
 	cfg.HandshakeTimeout = 200 * time.Millisecond
 	cfg.KeepAlivePeriod = 50 * time.Millisecond // the attacker's connection is never silent
-	node := func(c quictransport.Config) *exchange.Environment {
-		e, err := exchange.NewEnvironment(ctx, exchange.Config{NetworkMemory: 4 << 20, SegmentSize: 8 << 10, Transport: quictransport.New(c)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
-	prod, cons := node(cfg), node(testConfig(t))
+	prod, cons := newTestNode(t, cfg), newTestNode(t, testConfig(t))
 	defer prod.Close()
 	defer cons.Close()
 	p, err := prod.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: time.Millisecond})
@@ -56,11 +48,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 	}
 	defer g.Close()
 
-	attacker, err := quic.DialAddr(ctx, prod.Addr(), &tls.Config{Certificates: []tls.Certificate{*cfg.Certificate},
-		InsecureSkipVerify: true, NextProtos: []string{quictransport.ALPN}}, &quic.Config{KeepAlivePeriod: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	attacker := dialRaw(ctx, t, prod.Addr(), cfg, &quic.Config{KeepAlivePeriod: 50 * time.Millisecond})
 	defer attacker.CloseWithError(0, "test over")
 	dialed := time.Now()
 	s, err := attacker.OpenStreamSync(ctx)

@@ -2,7 +2,6 @@ package quictransport_test
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"strings"
@@ -25,10 +24,7 @@ func TestMaxConnections(t *testing.T) {
 	defer cancel()
 	cfg := testConfig(t)
 	cfg.MaxConnections = 1
-	prod, err := exchange.NewEnvironment(ctx, exchange.Config{NetworkMemory: 4 << 20, SegmentSize: 8 << 10, Transport: quictransport.New(cfg)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	prod := newTestNode(t, cfg)
 	defer prod.Close()
 	p, err := prod.CreatePartition(exchange.PartitionConfig{Subpartitions: 1, BufferTimeout: time.Millisecond})
 	if err != nil {
@@ -44,16 +40,8 @@ func TestMaxConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dial := func() *quic.Conn {
-		c, err := quic.DialAddr(ctx, prod.Addr(), &tls.Config{Certificates: []tls.Certificate{*cfg.Certificate},
-			InsecureSkipVerify: true, NextProtos: []string{quictransport.ALPN}}, &quic.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	first := dial()
-	second := dial()
+	first := dialRaw(ctx, t, prod.Addr(), cfg, nil)
+	second := dialRaw(ctx, t, prod.Addr(), cfg, nil)
 	select {
 	case <-second.Context().Done():
 	case <-ctx.Done():
