@@ -39,7 +39,7 @@ func tcpFactory() exchange.TransportFactory { return tcptransport.New(tcptranspo
 // node (the one attacked), a consumer node and a healthy channel between
 // them; it measures the channel's rate, then starts the probe. The test
 // gets a minute and a goroutine leak check.
-func beginAttack(t *testing.T, factory func() exchange.TransportFactory) (ctx context.Context, prod *exchange.Environment, healthy *healthyFlow, before float64, probe *memProbe) {
+func beginAttack(t *testing.T, factory func() exchange.TransportFactory) (ctx context.Context, prod *exchange.Environment, healthy *healthyFlow, before []float64, probe *memProbe) {
 	t.Helper()
 	t.Cleanup(transporttest.CheckGoroutines(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
