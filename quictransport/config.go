@@ -1,6 +1,7 @@
 package quictransport
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -174,45 +175,19 @@ func StreamReceiveWindowFor(segmentSize int) uint64 {
 
 // withDefaults fills the zero values of c with the documented defaults.
 func (c Config) withDefaults(segmentSize int) Config {
-	if c.ConnectionsPerNode == 0 {
-		c.ConnectionsPerNode = 1
-	}
-	if c.WriteGather == 0 {
-		c.WriteGather = DefaultWriteGather
-	}
-	if c.HandshakeTimeout == 0 {
-		c.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.KeepAlivePeriod == 0 {
-		c.KeepAlivePeriod = min(DefaultKeepAlivePeriod, c.IdleTimeout/2)
-	}
-	if c.IdleConnectionTimeout == 0 {
-		c.IdleConnectionTimeout = DefaultIdleConnectionTimeout
-	}
-	if c.MaxConnections == 0 {
-		c.MaxConnections = DefaultMaxConnections
-	}
-	if c.MaxConnectionsPerAddress == 0 {
-		c.MaxConnectionsPerAddress = DefaultMaxConnectionsPerAddress
-	}
-	if c.MaxIncomingStreams == 0 {
-		c.MaxIncomingStreams = DefaultMaxIncomingStreams
-	}
-	if c.MaxHandshakingStreams == 0 {
-		c.MaxHandshakingStreams = DefaultMaxHandshakingStreams
-	}
-	if c.StreamReceiveWindow == 0 {
-		c.StreamReceiveWindow = StreamReceiveWindowFor(segmentSize)
-	}
-	if c.ConnectionReceiveWindow == 0 {
-		c.ConnectionReceiveWindow = max(DefaultConnectionReceiveWindow, 4*c.StreamReceiveWindow)
-	}
-	if c.UDPBufferSize == 0 {
-		c.UDPBufferSize = DefaultUDPBufferSize
-	}
+	c.ConnectionsPerNode = cmp.Or(c.ConnectionsPerNode, 1)
+	c.WriteGather = cmp.Or(c.WriteGather, DefaultWriteGather)
+	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
+	c.KeepAlivePeriod = cmp.Or(c.KeepAlivePeriod, min(DefaultKeepAlivePeriod, c.IdleTimeout/2))
+	c.IdleConnectionTimeout = cmp.Or(c.IdleConnectionTimeout, DefaultIdleConnectionTimeout)
+	c.MaxConnections = cmp.Or(c.MaxConnections, DefaultMaxConnections)
+	c.MaxConnectionsPerAddress = cmp.Or(c.MaxConnectionsPerAddress, DefaultMaxConnectionsPerAddress)
+	c.MaxIncomingStreams = cmp.Or(c.MaxIncomingStreams, DefaultMaxIncomingStreams)
+	c.MaxHandshakingStreams = cmp.Or(c.MaxHandshakingStreams, DefaultMaxHandshakingStreams)
+	c.StreamReceiveWindow = cmp.Or(c.StreamReceiveWindow, StreamReceiveWindowFor(segmentSize))
+	c.ConnectionReceiveWindow = cmp.Or(c.ConnectionReceiveWindow, max(DefaultConnectionReceiveWindow, 4*c.StreamReceiveWindow))
+	c.UDPBufferSize = cmp.Or(c.UDPBufferSize, DefaultUDPBufferSize)
 	return c
 }
 

@@ -1,6 +1,7 @@
 package tcptransport
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -177,33 +178,15 @@ const MaxConnectionsPerNode = 64
 
 // withDefaults fills the zero values of cfg with the documented defaults.
 func (cfg Config) withDefaults() Config {
-	if cfg.ConnectionsPerNode == 0 {
-		cfg.ConnectionsPerNode = DefaultConnectionsPerNode
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = DefaultConnectTimeout
-	}
-	if cfg.KeepAlive == 0 {
-		cfg.KeepAlive = DefaultKeepAlive
-	}
-	if cfg.DeadPeerTimeout == 0 {
-		cfg.DeadPeerTimeout = DefaultDeadPeerTimeout
-	}
-	if cfg.WriteBatchBytes == 0 {
-		cfg.WriteBatchBytes = DefaultWriteBatchBytes
-	}
-	if cfg.MaxConnections == 0 {
-		cfg.MaxConnections = DefaultMaxConnections
-	}
-	if cfg.MaxConnectionsPerAddress == 0 {
-		cfg.MaxConnectionsPerAddress = DefaultMaxConnectionsPerAddress
-	}
-	if cfg.IdleConnectionTimeout == 0 {
-		cfg.IdleConnectionTimeout = DefaultIdleConnectionTimeout
-	}
-	if cfg.MaxControlBytes == 0 {
-		cfg.MaxControlBytes = DefaultMaxControlBytes
-	}
+	cfg.ConnectionsPerNode = cmp.Or(cfg.ConnectionsPerNode, DefaultConnectionsPerNode)
+	cfg.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, DefaultConnectTimeout)
+	cfg.KeepAlive = cmp.Or(cfg.KeepAlive, DefaultKeepAlive)
+	cfg.DeadPeerTimeout = cmp.Or(cfg.DeadPeerTimeout, DefaultDeadPeerTimeout)
+	cfg.WriteBatchBytes = cmp.Or(cfg.WriteBatchBytes, DefaultWriteBatchBytes)
+	cfg.MaxConnections = cmp.Or(cfg.MaxConnections, DefaultMaxConnections)
+	cfg.MaxConnectionsPerAddress = cmp.Or(cfg.MaxConnectionsPerAddress, DefaultMaxConnectionsPerAddress)
+	cfg.IdleConnectionTimeout = cmp.Or(cfg.IdleConnectionTimeout, DefaultIdleConnectionTimeout)
+	cfg.MaxControlBytes = cmp.Or(cfg.MaxControlBytes, DefaultMaxControlBytes)
 	return cfg
 }
 
