@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/transporttest"
 	"github.com/qexchange/qexchange/quictransport"
 	"github.com/qexchange/qexchange/tcptransport"
@@ -15,14 +16,14 @@ import (
 // Addr never reports a wildcard, and what it reports is what another node
 // dials to read from this one, on both network transports.
 func TestAddrIsDialableForWildcardListeners(t *testing.T) {
-	cert, pin, err := quictransport.SelfSigned()
+	cert, pin, err := tlsconf.SelfSigned()
 	if err != nil {
 		t.Fatal(err)
 	}
 	transports := map[string]func() exchange.TransportFactory{
 		"tcp": func() exchange.TransportFactory { return tcptransport.New(tcptransport.Config{}) },
 		"quic": func() exchange.TransportFactory {
-			return quictransport.New(quictransport.Config{Certificate: &cert, PinnedSHA256: [][32]byte{pin}})
+			return quictransport.New(quictransport.Config{TLS: tlsconf.Options{Certificate: &cert, PinnedSHA256: [][32]byte{pin}}})
 		},
 	}
 	for name, factory := range transports {

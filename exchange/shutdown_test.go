@@ -12,6 +12,7 @@ import (
 
 	"github.com/qexchange/qexchange/exchange"
 	"github.com/qexchange/qexchange/exchange/memtransport"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/transporttest"
 	"github.com/qexchange/qexchange/exchange/transporttest/faultproxy"
 	"github.com/qexchange/qexchange/quictransport"
@@ -22,7 +23,7 @@ import (
 // factory per node. quic's idle timeout is short so that a consumer that
 // dies silently is noticed within the tests' bounds.
 func shutdownTransports(t testing.TB) map[string]func() exchange.TransportFactory {
-	cert, pin, err := quictransport.SelfSigned()
+	cert, pin, err := tlsconf.SelfSigned()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,8 +32,11 @@ func shutdownTransports(t testing.TB) map[string]func() exchange.TransportFactor
 		"mem": mem.Factory,
 		"tcp": func() exchange.TransportFactory { return tcptransport.New(tcptransport.Config{}) },
 		"quic": func() exchange.TransportFactory {
-			return quictransport.New(quictransport.Config{Certificate: &cert, PinnedSHA256: [][32]byte{pin},
-				IdleTimeout: 2 * time.Second, KeepAlivePeriod: 500 * time.Millisecond})
+			return quictransport.New(quictransport.Config{
+				TLS:             tlsconf.Options{Certificate: &cert, PinnedSHA256: [][32]byte{pin}},
+				IdleTimeout:     2 * time.Second,
+				KeepAlivePeriod: 500 * time.Millisecond,
+			})
 		},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/transporttest"
 	"github.com/qexchange/qexchange/quictransport"
 )
@@ -90,11 +91,11 @@ func TestRefusedHandshakeLogged(t *testing.T) {
 	checkG := transporttest.CheckGoroutines(t)
 	var log lockedBuf
 	prodCfg := testConfig(t)
-	other, _, err := quictransport.SelfSigned()
+	other, _, err := tlsconf.SelfSigned()
 	if err != nil {
 		t.Fatal(err)
 	}
-	consCfg := quictransport.Config{Certificate: &other, PinnedSHA256: prodCfg.PinnedSHA256} // trusts the producer, is not trusted
+	consCfg := quictransport.Config{TLS: tlsconf.Options{Certificate: &other, PinnedSHA256: prodCfg.TLS.PinnedSHA256}} // trusts the producer, is not trusted
 	node := func(c quictransport.Config, lg zerolog.Logger) *exchange.Environment {
 		e, err := exchange.NewEnvironment(context.Background(), exchange.Config{NetworkMemory: 4 << 20, SegmentSize: 8 << 10, Transport: quictransport.New(c), Logger: lg})
 		if err != nil {

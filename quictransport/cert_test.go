@@ -9,36 +9,37 @@ import (
 	"time"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/transporttest"
 	"github.com/qexchange/qexchange/quictransport"
 )
 
 func TestDeriveSelfSignedIsDeterministic(t *testing.T) {
-	c1, f1, err := quictransport.DeriveSelfSigned("s3cret")
+	c1, f1, err := tlsconf.DeriveSelfSigned("s3cret")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2, f2, err := quictransport.DeriveSelfSigned("s3cret")
+	c2, f2, err := tlsconf.DeriveSelfSigned("s3cret")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, f3, _ := quictransport.DeriveSelfSigned("other")
-	if f1 != f2 || f1 == f3 || quictransport.Fingerprint(&c1) != f1 || string(c1.Certificate[0]) != string(c2.Certificate[0]) {
+	_, f3, _ := tlsconf.DeriveSelfSigned("other")
+	if f1 != f2 || f1 == f3 || tlsconf.Fingerprint(&c1) != f1 || string(c1.Certificate[0]) != string(c2.Certificate[0]) {
 		t.Fatalf("fingerprints %x %x %x", f1, f2, f3)
 	}
 }
 
 func TestConfigRequiresVerification(t *testing.T) {
-	cert, _, err := quictransport.SelfSigned()
+	cert, _, err := tlsconf.SelfSigned()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = quictransport.New(quictransport.Config{Certificate: &cert})(exchange.TransportOptions{})
-	if !errors.Is(err, quictransport.ErrNoVerification) {
+	_, err = quictransport.New(quictransport.Config{TLS: tlsconf.Options{Certificate: &cert}})(exchange.TransportOptions{})
+	if !errors.Is(err, tlsconf.ErrNoVerification) {
 		t.Fatalf("no CA, no pins: %v, want ErrNoVerification", err)
 	}
-	_, err = quictransport.New(quictransport.Config{PinnedSHA256: [][32]byte{{1}}})(exchange.TransportOptions{})
-	if !errors.Is(err, quictransport.ErrNoCertificate) {
+	_, err = quictransport.New(quictransport.Config{TLS: tlsconf.Options{PinnedSHA256: [][32]byte{{1}}}})(exchange.TransportOptions{})
+	if !errors.Is(err, tlsconf.ErrNoCertificate) {
 		t.Fatalf("no certificate: %v, want ErrNoCertificate", err)
 	}
 }
@@ -48,8 +49,8 @@ func TestConfigRequiresVerification(t *testing.T) {
 // verification works with the self-signed certificate as root.
 func TestTLSVerification(t *testing.T) {
 	checkG := transporttest.CheckGoroutines(t)
-	good, goodPin, _ := quictransport.DeriveSelfSigned("cluster A")
-	other, otherPin, _ := quictransport.DeriveSelfSigned("cluster B")
+	good, goodPin, _ := tlsconf.DeriveSelfSigned("cluster A")
+	other, otherPin, _ := tlsconf.DeriveSelfSigned("cluster B")
 	node := func(cfg quictransport.Config) *exchange.Environment {
 		cfg.HandshakeTimeout = 2 * time.Second
 		e, err := exchange.NewEnvironment(context.Background(), exchange.Config{
@@ -61,8 +62,8 @@ func TestTLSVerification(t *testing.T) {
 		t.Cleanup(func() { e.Close() })
 		return e
 	}
-	prod := node(quictransport.Config{Certificate: &good, PinnedSHA256: [][32]byte{goodPin}})
-	stranger := node(quictransport.Config{Certificate: &other, PinnedSHA256: [][32]byte{otherPin}})
+	prod := node(quictransport.Config{TLS: tlsconf.Options{Certificate: &good, PinnedSHA256: [][32]byte{goodPin}}})
+	stranger := node(quictransport.Config{TLS: tlsconf.Options{Certificate: &other, PinnedSHA256: [][32]byte{otherPin}}})
 	p, err := prod.CreatePartition(exchange.PartitionConfig{Subpartitions: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +87,7 @@ func TestTLSVerification(t *testing.T) {
 	// derived certificate names "qexchange", so that is the server name.
 	roots := x509.NewCertPool()
 	roots.AddCert(good.Leaf)
-	viaCA := node(quictransport.Config{Certificate: &good, RootCAs: roots, ServerName: "qexchange"})
+	viaCA := node(quictransport.Config{TLS: tlsconf.Options{Certificate: &good, RootCAs: roots, ServerName: "qexchange"}})
 	g2, err := viaCA.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID(), Subpartition: 1, Addr: prod.Addr()}}})
 	if err != nil {
 		t.Fatal(err)

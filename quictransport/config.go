@@ -3,8 +3,6 @@ package quictransport
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"time"
@@ -68,20 +66,11 @@ const (
 // Config configures the QUIC transport. Zero values mean the documented
 // defaults; TLS material has no default (see below).
 type Config struct {
-	// TLS (QUIC requires TLS 1.3). Both sides present a certificate and
-	// both verify the peer's (mutual TLS). The certificate is
-	// Certificate if set, otherwise it is loaded from CertFile and
-	// KeyFile. The peer is accepted when its leaf certificate's SHA-256 is
-	// in PinnedSHA256, or when its chain verifies against RootCAs plus the
-	// certificates in CAFile. With neither, New's factory fails with a
-	// clear error: verification is never skipped silently.
-	CertFile, KeyFile, CAFile string
-	Certificate               *tls.Certificate
-	RootCAs                   *x509.CertPool
-	PinnedSHA256              [][32]byte
-	// ServerName is the name checked against the server's certificate
-	// when it is verified by CA (default: the host of the dialed address).
-	ServerName string
+	// TLS is the node's TLS material (QUIC requires TLS 1.3): both sides
+	// present a certificate and both verify the peer's (see
+	// tlsconf.Options). With no certificate or no way to verify, New's
+	// factory fails with a clear error: verification is never skipped.
+	TLS tlsconf.Options
 
 	// HandshakeTimeout bounds the QUIC handshake (default 10s), and the
 	// time a new stream may take to send its Hello and PartitionRequest.
@@ -233,37 +222,6 @@ func (c Config) validate() error {
 
 func configErr(field string, value any, reason string) error {
 	return &exchange.ConfigError{Field: "quictransport." + field, Value: value, Reason: reason}
-}
-
-// ErrNoVerification: the configuration gives no way to verify the peer
-// (no CA and no pinned fingerprint).
-var ErrNoVerification = tlsconf.ErrNoVerification
-
-// ErrNoCertificate: the configuration has no certificate to present.
-var ErrNoCertificate = tlsconf.ErrNoCertificate
-
-// tlsOptions is c's TLS material for package tlsconf.
-func (c Config) tlsOptions() tlsconf.Options {
-	return tlsconf.Options{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile, Certificate: c.Certificate,
-		RootCAs: c.RootCAs, PinnedSHA256: c.PinnedSHA256, ServerName: c.ServerName}
-}
-
-// Fingerprint returns the SHA-256 of cert's leaf certificate (DER), the
-// value Config.PinnedSHA256 lists (see tlsconf.Fingerprint).
-func Fingerprint(cert *tls.Certificate) [32]byte { return tlsconf.Fingerprint(cert) }
-
-// SelfSigned creates an ephemeral self-signed certificate for hosts and
-// returns it with its fingerprint (see tlsconf.SelfSigned).
-func SelfSigned(hosts ...string) (tls.Certificate, [32]byte, error) {
-	return tlsconf.SelfSigned(hosts...)
-}
-
-// DeriveSelfSigned derives a self-signed certificate deterministically
-// from secret, so that nodes given the same secret pin each other (see
-// tlsconf.DeriveSelfSigned). Anyone who knows the secret can impersonate
-// a node: treat it as a key.
-func DeriveSelfSigned(secret string) (tls.Certificate, [32]byte, error) {
-	return tlsconf.DeriveSelfSigned(secret)
 }
 
 // quicConfig returns quic-go's configuration for one side; the tracer

@@ -10,6 +10,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 )
 
 func TestConfigDefaultsAndValidation(t *testing.T) {
@@ -64,7 +65,7 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 		}
 	}
 	// Missing TLS material is a configuration error too.
-	for _, cfg := range []Config{{}, {CertFile: file, KeyFile: file}} {
+	for _, cfg := range []Config{{}, {TLS: tlsconf.Options{CertFile: file, KeyFile: file}}} {
 		if _, err := New(cfg)(exchange.TransportOptions{}); !errors.Is(err, exchange.ErrInvalidConfig) {
 			t.Errorf("%+v: %v, want ErrInvalidConfig", cfg, err)
 		}

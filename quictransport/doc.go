@@ -123,12 +123,14 @@
 // # TLS
 //
 // QUIC requires TLS 1.3; ALPN is "qexchange/1" (protocol and version).
-// Both sides present a certificate and verify the peer's (mutual TLS): by
-// pin (Config.PinnedSHA256, the SHA-256 of the leaf certificate, see
-// Fingerprint) or by CA (Config.RootCAs / CAFile, with the server name
-// checked for server certificates). Verification is never skipped: with
-// neither, the factory fails with ErrNoVerification. SelfSigned makes an
-// ephemeral certificate to pin; DeriveSelfSigned derives one
+// Both sides present a certificate and verify the peer's (mutual TLS),
+// with the material in Config.TLS (package exchange/tlsconf, shared with
+// tcptransport and rpc): by pin (PinnedSHA256, the SHA-256 of the leaf
+// certificate, see tlsconf.Fingerprint) or by CA (RootCAs / CAFile, with
+// the server name checked for server certificates). Verification is never
+// skipped: with neither, the factory fails with tlsconf.ErrNoVerification.
+// tlsconf.SelfSigned makes an ephemeral certificate to pin;
+// tlsconf.DeriveSelfSigned derives one
 // deterministically from a shared secret, so processes started with the
 // same secret pin each other without exchanging files (whoever knows the
 // secret can join).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/quictransport"
 )
 
@@ -12,11 +13,11 @@ import (
 // certificate from a shared secret and pin its fingerprint, so no
 // certificate files are needed.
 func Example() {
-	cert, pin, err := quictransport.DeriveSelfSigned("example secret")
+	cert, pin, err := tlsconf.DeriveSelfSigned("example secret")
 	if err != nil {
 		panic(err)
 	}
-	cfg := quictransport.Config{Certificate: &cert, PinnedSHA256: [][32]byte{pin}}
+	cfg := quictransport.Config{TLS: tlsconf.Options{Certificate: &cert, PinnedSHA256: [][32]byte{pin}}}
 	node := func() *exchange.Environment {
 		env, err := exchange.NewEnvironment(context.Background(), exchange.Config{
 			Transport: quictransport.New(cfg),

@@ -24,7 +24,7 @@ func ConnTo(tr exchange.Transport, addr string) *quic.Conn {
 // use for cfg, for raw quic-go baselines with the same settings.
 func RawConfigs(cfg Config, segmentSize int) (server, client *tls.Config, serverQUIC, clientQUIC *quic.Config, err error) {
 	cfg = cfg.withDefaults(segmentSize)
-	ts, err := tlsconf.New("quictransport", cfg.tlsOptions())
+	ts, err := tlsconf.New("quictransport", cfg.TLS)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}

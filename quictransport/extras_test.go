@@ -140,7 +140,7 @@ func TestExtraProtocolAndQlog(t *testing.T) {
 		t.Fatalf("echo: %q, %v", got, err)
 	}
 	// DialQUIC takes the caller's TLS material (as rpc.Config.DialQUIC).
-	own := &tls.Config{Certificates: []tls.Certificate{*cfg.Certificate}, InsecureSkipVerify: true, NextProtos: []string{"echo/1"}}
+	own := &tls.Config{Certificates: []tls.Certificate{*cfg.TLS.Certificate}, InsecureSkipVerify: true, NextProtos: []string{"echo/1"}}
 	c2, err := tr.DialQUIC(ctx, prod.Addr(), own, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/quictransport"
 )
 
@@ -23,11 +24,11 @@ var (
 // certificate pinned by every node.
 func testConfig(t testing.TB) quictransport.Config {
 	t.Helper()
-	certOnce.Do(func() { testCert, testPin, certErr = quictransport.SelfSigned() })
+	certOnce.Do(func() { testCert, testPin, certErr = tlsconf.SelfSigned() })
 	if certErr != nil {
 		t.Fatal(certErr)
 	}
-	return quictransport.Config{Certificate: &testCert, PinnedSHA256: [][32]byte{testPin}}
+	return quictransport.Config{TLS: tlsconf.Options{Certificate: &testCert, PinnedSHA256: [][32]byte{testPin}}}
 }
 
 func testFactory(t testing.TB) exchange.TransportFactory {
@@ -49,7 +50,7 @@ func newTestNode(t testing.TB, cfg quictransport.Config) *exchange.Environment {
 // as a misbehaving peer would.
 func dialRaw(ctx context.Context, t testing.TB, addr string, cfg quictransport.Config, qc *quic.Config) *quic.Conn {
 	t.Helper()
-	c, err := quic.DialAddr(ctx, addr, &tls.Config{Certificates: []tls.Certificate{*cfg.Certificate},
+	c, err := quic.DialAddr(ctx, addr, &tls.Config{Certificates: []tls.Certificate{*cfg.TLS.Certificate},
 		InsecureSkipVerify: true, NextProtos: []string{quictransport.ALPN}}, qc)
 	if err != nil {
 		t.Fatal(err)

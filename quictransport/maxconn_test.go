@@ -11,6 +11,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/transporttest"
 	"github.com/qexchange/qexchange/quictransport"
 )
@@ -76,7 +77,7 @@ func TestMaxConnections(t *testing.T) {
 // readAll reads partition id at addr through a consumer node of its own
 // and returns the number of records.
 func readAll(ctx context.Context, addr string, id exchange.PartitionID) (int, error) {
-	cons, err := exchange.NewEnvironment(ctx, exchange.Config{NetworkMemory: 4 << 20, SegmentSize: 8 << 10, Transport: quictransport.New(quictransport.Config{Certificate: &testCert, PinnedSHA256: [][32]byte{testPin}})})
+	cons, err := exchange.NewEnvironment(ctx, exchange.Config{NetworkMemory: 4 << 20, SegmentSize: 8 << 10, Transport: quictransport.New(quictransport.Config{TLS: tlsconf.Options{Certificate: &testCert, PinnedSHA256: [][32]byte{testPin}}})})
 	if err != nil {
 		return 0, err
 	}

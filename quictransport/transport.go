@@ -100,7 +100,7 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	ts, err := tlsconf.New("quictransport", cfg.tlsOptions())
+	ts, err := tlsconf.New("quictransport", cfg.TLS)
 	if err != nil {
 		return nil, err
 	}

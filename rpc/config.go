@@ -3,7 +3,6 @@ package rpc
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -48,18 +47,12 @@ type Config struct {
 	ListenAddr string
 	NoListen   bool
 
-	// Mutual TLS 1.3 on both transports, with the option names of
-	// quictransport.Config: the certificate is Certificate, or loaded from
-	// CertFile and KeyFile; the peer is accepted when its leaf
-	// certificate's SHA-256 is in PinnedSHA256 or its chain verifies
-	// against RootCAs plus CAFile. With neither, NewService fails:
-	// verification is never skipped. ServerName is checked against a
-	// server certificate verified by CA (default: the dialed host).
-	CertFile, KeyFile, CAFile string
-	Certificate               *tls.Certificate
-	RootCAs                   *x509.CertPool
-	PinnedSHA256              [][32]byte
-	ServerName                string
+	// TLS is the node's material for mutual TLS 1.3 on both transports,
+	// as the data plane's transports take it (tlsconf.Options): both
+	// sides present a certificate and verify the peer's. Without a
+	// certificate or a way to verify, NewService fails: verification is
+	// never skipped.
+	TLS tlsconf.Options
 
 	// CallTimeout bounds a call whose context has no deadline (default
 	// 10s): every call ends, as in Flink, where every ask has a timeout.
@@ -159,20 +152,12 @@ func (c Config) validate() error {
 	return nil
 }
 
-// ErrNoVerification and ErrNoCertificate are tlsconf's: NewService's error
-// matches them and ErrInvalidConfig.
-var (
-	ErrNoVerification = tlsconf.ErrNoVerification
-	ErrNoCertificate  = tlsconf.ErrNoCertificate
-)
-
 // peerTLS is the node's TLS material (package tlsconf, shared with the
 // data plane's transports) with the control plane's ALPN.
 type peerTLS struct{ setup *tlsconf.Setup }
 
 func newPeerTLS(c Config) (*peerTLS, error) {
-	setup, err := tlsconf.New("rpc", tlsconf.Options{CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile,
-		Certificate: c.Certificate, RootCAs: c.RootCAs, PinnedSHA256: c.PinnedSHA256, ServerName: c.ServerName})
+	setup, err := tlsconf.New("rpc", c.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}

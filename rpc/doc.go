@@ -50,8 +50,9 @@
 // # Transports
 //
 // Both transports use mutual TLS 1.3 with ALPN "qexchange-rpc/1", with
-// the options of quictransport.Config (Certificate or CertFile/KeyFile;
-// PinnedSHA256 or RootCAs/CAFile): verification is never skipped.
+// the material of Config.TLS, as the data plane's transports take it
+// (tlsconf.Options: Certificate or CertFile/KeyFile; PinnedSHA256 or
+// RootCAs/CAFile): verification is never skipped.
 //
 //   - QUIC: one stream per call, so a slow or lost call blocks no other.
 //     MaxInFlight is the peer's stream limit. A node whose data plane runs

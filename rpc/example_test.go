@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/qexchange/qexchange/quictransport"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/rpc"
 )
 
@@ -24,11 +24,11 @@ func (g JobMasterGateway) Heartbeat(ctx context.Context, h Heartbeat) (Ack, erro
 // twoNodes starts a coordinator's and a worker's service on loopback
 // sharing one pinned self-signed certificate.
 func twoNodes(transport string) (coordinator, worker *rpc.Service) {
-	cert, pin, err := quictransport.SelfSigned()
+	cert, pin, err := tlsconf.SelfSigned()
 	if err != nil {
 		panic(err)
 	}
-	cfg := rpc.Config{Transport: transport, Certificate: &cert, PinnedSHA256: [][32]byte{pin}}
+	cfg := rpc.Config{TLS: tlsconf.Options{Certificate: &cert, PinnedSHA256: [][32]byte{pin}}, Transport: transport}
 	if coordinator, err = rpc.NewService(cfg); err != nil {
 		panic(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/transporttest"
 	"github.com/qexchange/qexchange/quictransport"
 )
@@ -40,7 +41,7 @@ func TestControlPlaneSharesTheExchangesSocket(t *testing.T) {
 		}
 		env, err := exchange.NewEnvironment(ctx, exchange.Config{NetworkMemory: 4 << 20,
 			Transport: quictransport.New(quictransport.Config{
-				Certificate: cfg.Certificate, PinnedSHA256: cfg.PinnedSHA256,
+				TLS:            tlsconf.Options{Certificate: cfg.TLS.Certificate, PinnedSHA256: cfg.TLS.PinnedSHA256},
 				ExtraProtocols: map[string]func(*quic.Conn){ALPN: func(c *quic.Conn) { _ = svc.ServeQUICConn(c) }},
 			})})
 		if err != nil {

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/transporttest"
-	"github.com/qexchange/qexchange/quictransport"
 )
 
 var transports = []string{TCP, QUIC}
@@ -25,13 +25,13 @@ var testCert struct {
 func testConfig(t testing.TB, transport string) Config {
 	t.Helper()
 	testCert.once.Do(func() {
-		testCert.cert, testCert.pin, testCert.err = quictransport.SelfSigned("localhost", "127.0.0.1")
+		testCert.cert, testCert.pin, testCert.err = tlsconf.SelfSigned("localhost", "127.0.0.1")
 	})
 	if testCert.err != nil {
 		t.Fatal(testCert.err)
 	}
 	c := testCert.cert
-	return Config{Transport: transport, Certificate: &c, PinnedSHA256: [][32]byte{testCert.pin}, CallTimeout: 5 * time.Second}
+	return Config{TLS: tlsconf.Options{Certificate: &c, PinnedSHA256: [][32]byte{testCert.pin}}, Transport: transport, CallTimeout: 5 * time.Second}
 }
 
 // pair starts a server and a client service on transport; both close at

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qexchange/qexchange/quictransport"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 )
 
 // TestSerialisation: 16 callers increment an unlocked counter 10^5 times
@@ -474,13 +474,13 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 	noVerify := base
-	noVerify.PinnedSHA256 = nil
-	if _, err := NewService(noVerify); !errors.Is(err, ErrNoVerification) {
+	noVerify.TLS.PinnedSHA256 = nil
+	if _, err := NewService(noVerify); !errors.Is(err, tlsconf.ErrNoVerification) {
 		t.Errorf("no verification: %v", err)
 	}
 	noCert := base
-	noCert.Certificate = nil
-	if _, err := NewService(noCert); !errors.Is(err, ErrNoCertificate) {
+	noCert.TLS.Certificate = nil
+	if _, err := NewService(noCert); !errors.Is(err, tlsconf.ErrNoCertificate) {
 		t.Errorf("no certificate: %v", err)
 	}
 }
@@ -492,12 +492,12 @@ func TestUntrustedPeer(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			server, _ := pair(t, tr, nil)
 			startEndpoint(t, server, EndpointConfig{ID: "e"}, nil)
-			cert, pin, err := quictransport.SelfSigned()
+			cert, pin, err := tlsconf.SelfSigned()
 			if err != nil {
 				t.Fatal(err)
 			}
 			cfg := testConfig(t, tr)
-			cfg.Certificate, cfg.PinnedSHA256 = &cert, [][32]byte{pin, testCert.pin}
+			cfg.TLS.Certificate, cfg.TLS.PinnedSHA256 = &cert, [][32]byte{pin, testCert.pin}
 			stranger, err := NewService(cfg)
 			if err != nil {
 				t.Fatal(err)

@@ -3,8 +3,6 @@ package tcptransport
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -104,53 +102,20 @@ type Config struct {
 	// them (default 1 MiB); reaching it closes that connection.
 	MaxControlBytes int
 
-	// Mutual TLS 1.3, opt-in: without any of these fields the transport
-	// runs in plain text, for trusted networks only (anyone who can reach
-	// the port can read a partition). With any of them set, every
-	// connection starts with a TLS handshake (ALPN "qexchange-tcp/1")
-	// before any frame, both sides present a certificate and both verify
-	// the peer's, as quictransport does: the certificate is Certificate,
-	// or loaded from CertFile and KeyFile; the peer is accepted when its
-	// leaf's SHA-256 is in PinnedSHA256 (see SelfSigned,
-	// DeriveSelfSigned) or its chain verifies against RootCAs plus
-	// CAFile. A configuration with TLS material but no certificate or no
-	// way to verify fails in New's factory: verification is never
-	// skipped. ServerName is checked against a server certificate
-	// verified by CA (default: the host of the dialed address).
-	CertFile, KeyFile, CAFile string
-	Certificate               *tls.Certificate
-	RootCAs                   *x509.CertPool
-	PinnedSHA256              [][32]byte
-	ServerName                string
+	// TLS turns on mutual TLS 1.3 when it holds any material; without
+	// it the transport runs in plain text, for trusted networks only
+	// (anyone who can reach the port can read a partition). With it,
+	// every connection starts with a TLS handshake (ALPN
+	// "qexchange-tcp/1") before any frame, both sides present a
+	// certificate and both verify the peer's, as quictransport does (see
+	// tlsconf.Options). Material with no certificate or no way to verify
+	// fails in New's factory: verification is never skipped.
+	TLS tlsconf.Options
 }
 
 // ALPN is the TLS application protocol of the exchange over TCP; it
 // differs from QUIC's, whose frames omit the receiverId.
 const ALPN = "qexchange-tcp/1"
-
-// tlsOptions is cfg's TLS material for package tlsconf.
-func (cfg Config) tlsOptions() tlsconf.Options {
-	return tlsconf.Options{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, CAFile: cfg.CAFile, Certificate: cfg.Certificate,
-		RootCAs: cfg.RootCAs, PinnedSHA256: cfg.PinnedSHA256, ServerName: cfg.ServerName}
-}
-
-// Fingerprint returns the SHA-256 of cert's leaf certificate (DER), the
-// value Config.PinnedSHA256 lists (see tlsconf.Fingerprint).
-func Fingerprint(cert *tls.Certificate) [32]byte { return tlsconf.Fingerprint(cert) }
-
-// SelfSigned creates an ephemeral self-signed certificate for hosts and
-// returns it with its fingerprint (see tlsconf.SelfSigned).
-func SelfSigned(hosts ...string) (tls.Certificate, [32]byte, error) {
-	return tlsconf.SelfSigned(hosts...)
-}
-
-// DeriveSelfSigned derives a self-signed certificate deterministically
-// from secret, so that nodes given the same secret pin each other (see
-// tlsconf.DeriveSelfSigned). Anyone who knows the secret can impersonate
-// a node: treat it as a key.
-func DeriveSelfSigned(secret string) (tls.Certificate, [32]byte, error) {
-	return tlsconf.DeriveSelfSigned(secret)
-}
 
 // DialFunc and ListenFunc let the transport's sockets be created
 // elsewhere (the link emulator creates them inside network namespaces).

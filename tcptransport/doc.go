@@ -65,13 +65,13 @@
 // # TLS
 //
 // Plain text is the default, for trusted networks only: anyone who can
-// reach the port can read a partition. Setting any TLS field of Config
+// reach the port can read a partition. Setting any field of Config.TLS
 // (Certificate or CertFile/KeyFile, PinnedSHA256, RootCAs or CAFile)
 // turns on mutual TLS 1.3 (package exchange/tlsconf, shared with
-// quictransport): every connection starts with a TLS handshake (ALPN
+// quictransport and rpc): every connection starts with a TLS handshake (ALPN
 // "qexchange-tcp/1") before any frame, both sides present a certificate,
 // and each verifies the other's by pinned SHA-256 or by CA; verification
-// is never skipped. DeriveSelfSigned makes the certificate from a shared
+// is never skipped. tlsconf.DeriveSelfSigned makes the certificate from a shared
 // secret, so that nodes given the secret pin each other. A refused
 // handshake is logged on the server as a warning naming the peer and the
 // reason, a plain-text client gets a fatal ErrorResponse saying the node

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/transporttest"
 	"github.com/qexchange/qexchange/exchange/wire"
 )
@@ -19,11 +20,11 @@ func tlsConfig(t testing.TB, secret ...string) Config {
 	if len(secret) > 0 {
 		s = secret[0]
 	}
-	cert, pin, err := DeriveSelfSigned(s)
+	cert, pin, err := tlsconf.DeriveSelfSigned(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Config{Certificate: &cert, PinnedSHA256: [][32]byte{pin}}
+	return Config{TLS: tlsconf.Options{Certificate: &cert, PinnedSHA256: [][32]byte{pin}}}
 }
 
 func TestTLSConformance(t *testing.T) {
@@ -36,14 +37,14 @@ func TestTLSConformance(t *testing.T) {
 }
 
 func TestTLSConfigErrors(t *testing.T) {
-	cert, _, err := SelfSigned()
+	cert, _, err := tlsconf.SelfSigned()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, cfg := range map[string]Config{
-		"no verification": {Certificate: &cert},
-		"no certificate":  {PinnedSHA256: [][32]byte{{1}}},
-		"missing files":   {CertFile: "/nonexistent/cert.pem", KeyFile: "/nonexistent/key.pem", CAFile: "/nonexistent/ca.pem"},
+		"no verification": {TLS: tlsconf.Options{Certificate: &cert}},
+		"no certificate":  {TLS: tlsconf.Options{PinnedSHA256: [][32]byte{{1}}}},
+		"missing files":   {TLS: tlsconf.Options{CertFile: "/nonexistent/cert.pem", KeyFile: "/nonexistent/key.pem", CAFile: "/nonexistent/ca.pem"}},
 	} {
 		_, err := New(cfg)(exchange.TransportOptions{SegmentSize: testSegment})
 		if !errors.Is(err, exchange.ErrInvalidConfig) {
@@ -65,7 +66,7 @@ func TestTLSUnauthenticated(t *testing.T) {
 			"first record does not look like a TLS handshake"},
 		{"certificate not pinned", func(t *testing.T, addr string) *rawClient {
 			c := dialRaw(t, addr, false)
-			cert, _, err := SelfSigned()
+			cert, _, err := tlsconf.SelfSigned()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,7 +149,7 @@ func TestTLSRefusedFast(t *testing.T) {
 	}
 	// The consumer trusts the producer, which does not trust it.
 	untrusted := tlsConfig(t, "another secret")
-	untrusted.PinnedSHA256 = tlsConfig(t).PinnedSHA256
+	untrusted.TLS.PinnedSHA256 = tlsConfig(t).TLS.PinnedSHA256
 	cases = append(cases, struct {
 		name       string
 		prod, cons Config

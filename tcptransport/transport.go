@@ -62,8 +62,8 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 		addr = "127.0.0.1:0"
 	}
 	var ts *tlsconf.Setup
-	if cfg.tlsOptions().Enabled() {
-		if ts, err = tlsconf.New("tcptransport", cfg.tlsOptions()); err != nil {
+	if cfg.TLS.Enabled() {
+		if ts, err = tlsconf.New("tcptransport", cfg.TLS); err != nil {
 			return nil, err
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qexchange/qexchange/quictransport"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 )
 
 func check(t *testing.T, r *Result, err error) {
@@ -31,7 +31,7 @@ func TestTCP(t *testing.T) {
 }
 
 func TestQUIC(t *testing.T) {
-	cert, pin, err := quictransport.SelfSigned("localhost", "127.0.0.1")
+	cert, pin, err := tlsconf.SelfSigned("localhost", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestQUIC(t *testing.T) {
 }
 
 func TestQUICWrongPinFails(t *testing.T) {
-	cert, _, err := quictransport.SelfSigned("localhost")
+	cert, _, err := tlsconf.SelfSigned("localhost")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/quictransport"
 	"github.com/qexchange/qexchange/tcptransport"
 )
@@ -39,21 +40,21 @@ type node struct {
 // quic.
 var transports = map[string]func(n node) exchange.TransportFactory{
 	"tcp": func(n node) exchange.TransportFactory {
-		return tcptransport.New(tcptransport.Config{Certificate: &n.cert, PinnedSHA256: n.trust})
+		return tcptransport.New(tcptransport.Config{TLS: tlsconf.Options{Certificate: &n.cert, PinnedSHA256: n.trust}})
 	},
 	"quic": func(n node) exchange.TransportFactory {
-		return quictransport.New(quictransport.Config{Certificate: &n.cert, PinnedSHA256: n.trust})
+		return quictransport.New(quictransport.Config{TLS: tlsconf.Options{Certificate: &n.cert, PinnedSHA256: n.trust}})
 	},
 }
 
 func run(ctx context.Context, out io.Writer) error {
 	// In production: certificates from files (CertFile, KeyFile, CAFile)
 	// or DeriveSelfSigned from a secret only the job's nodes know.
-	jobCert, jobPin, err := tcptransport.DeriveSelfSigned("a secret only this job's nodes know")
+	jobCert, jobPin, err := tlsconf.DeriveSelfSigned("a secret only this job's nodes know")
 	if err != nil {
 		return err
 	}
-	strangerCert, _, err := tcptransport.SelfSigned()
+	strangerCert, _, err := tlsconf.SelfSigned()
 	if err != nil {
 		return err
 	}

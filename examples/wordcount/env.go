@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/quictransport"
 	"github.com/qexchange/qexchange/rpc"
 	"github.com/qexchange/qexchange/tcptransport"
@@ -13,14 +14,14 @@ import (
 
 // tlsMaterial: every process derives the same certificate from the
 // shared secret and pins it (for examples and trusted networks; real
-// deployments use CA-signed certificates: rpc.Config.CAFile etc.).
+// deployments use CA-signed certificates: rpc.Config.TLS.CAFile etc.).
 type tlsMaterial struct {
 	cert tls.Certificate
 	pin  [32]byte
 }
 
 func deriveTLS(secret string) (*tlsMaterial, error) {
-	cert, pin, err := quictransport.DeriveSelfSigned(secret)
+	cert, pin, err := tlsconf.DeriveSelfSigned(secret)
 	if err != nil {
 		return nil, err
 	}
@@ -31,8 +32,9 @@ func deriveTLS(secret string) (*tlsMaterial, error) {
 func newRPCService(transport, listen string, m *tlsMaterial) (*rpc.Service, error) {
 	c := m.cert
 	return rpc.NewService(rpc.Config{
-		Transport: transport, ListenAddr: listen,
-		Certificate: &c, PinnedSHA256: [][32]byte{m.pin},
+		TLS:        tlsconf.Options{Certificate: &c, PinnedSHA256: [][32]byte{m.pin}},
+		Transport:  transport,
+		ListenAddr: listen,
 	})
 }
 
@@ -45,7 +47,7 @@ func newEnvironment(ctx context.Context, transport, listen string, m *tlsMateria
 		f = tcptransport.New(tcptransport.Config{})
 	case "quic":
 		c := m.cert
-		f = quictransport.New(quictransport.Config{Certificate: &c, PinnedSHA256: [][32]byte{m.pin}})
+		f = quictransport.New(quictransport.Config{TLS: tlsconf.Options{Certificate: &c, PinnedSHA256: [][32]byte{m.pin}}})
 	default:
 		return nil, fmt.Errorf("unknown transport %q (want tcp or quic)", transport)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/transporttest"
 	"github.com/qexchange/qexchange/quictransport"
 	"github.com/qexchange/qexchange/tcptransport"
@@ -20,18 +21,18 @@ type secureFactory func(t *testing.T, secret string) exchange.TransportFactory
 func secureTransports() map[string]secureFactory {
 	return map[string]secureFactory{
 		"tcp": func(t *testing.T, secret string) exchange.TransportFactory {
-			cert, pin, err := tcptransport.DeriveSelfSigned(secret)
+			cert, pin, err := tlsconf.DeriveSelfSigned(secret)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return tcptransport.New(tcptransport.Config{Certificate: &cert, PinnedSHA256: [][32]byte{pin}})
+			return tcptransport.New(tcptransport.Config{TLS: tlsconf.Options{Certificate: &cert, PinnedSHA256: [][32]byte{pin}}})
 		},
 		"quic": func(t *testing.T, secret string) exchange.TransportFactory {
-			cert, pin, err := quictransport.DeriveSelfSigned(secret)
+			cert, pin, err := tlsconf.DeriveSelfSigned(secret)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return quictransport.New(quictransport.Config{Certificate: &cert, PinnedSHA256: [][32]byte{pin}})
+			return quictransport.New(quictransport.Config{TLS: tlsconf.Options{Certificate: &cert, PinnedSHA256: [][32]byte{pin}}})
 		},
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/transporttest"
 	"github.com/qexchange/qexchange/exchange/wire"
 	"github.com/qexchange/qexchange/quictransport"
@@ -322,11 +323,11 @@ var (
 
 // quicConfig pins one certificate that every node presents.
 func quicConfig(t *testing.T) quictransport.Config {
-	certOnce.Do(func() { cert, pin, certErr = quictransport.SelfSigned() })
+	certOnce.Do(func() { cert, pin, certErr = tlsconf.SelfSigned() })
 	if certErr != nil {
 		t.Fatal(certErr)
 	}
-	return quictransport.Config{Certificate: &cert, PinnedSHA256: [][32]byte{pin}}
+	return quictransport.Config{TLS: tlsconf.Options{Certificate: &cert, PinnedSHA256: [][32]byte{pin}}}
 }
 
 type quicConsumer struct {
@@ -342,7 +343,7 @@ func dialQUIC(t *testing.T, addr string) rawConsumer {
 	cfg := quicConfig(t)
 	ctx := testCtx(t, 10*time.Second)
 	conn, err := quic.DialAddr(ctx, addr, &tls.Config{
-		Certificates: []tls.Certificate{*cfg.Certificate}, InsecureSkipVerify: true, NextProtos: []string{quictransport.ALPN},
+		Certificates: []tls.Certificate{*cfg.TLS.Certificate}, InsecureSkipVerify: true, NextProtos: []string{quictransport.ALPN},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)

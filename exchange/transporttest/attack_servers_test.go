@@ -61,7 +61,7 @@ func TestAttackQUICStreamClaims(t *testing.T) {
 	cfg := quicConfig(t)
 	ctx, prod, healthy, before, probe := beginAttack(t, func() exchange.TransportFactory { return quictransport.New(cfg) })
 
-	attacker, err := quic.DialAddr(ctx, prod.Addr(), &tls.Config{Certificates: []tls.Certificate{*cfg.Certificate},
+	attacker, err := quic.DialAddr(ctx, prod.Addr(), &tls.Config{Certificates: []tls.Certificate{*cfg.TLS.Certificate},
 		InsecureSkipVerify: true, NextProtos: []string{quictransport.ALPN}}, nil)
 	if err != nil {
 		t.Fatal(err)

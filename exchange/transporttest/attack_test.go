@@ -36,7 +36,7 @@ func defaultSides() []consumerSide {
 			fake: func(t testing.TB) *transporttest.FakeProducer {
 				cfg := quicConfig(t)
 				return transporttest.NewFakeQUICProducer(t, exchange.DefaultSegmentSize, &tls.Config{
-					Certificates: []tls.Certificate{*cfg.Certificate},
+					Certificates: []tls.Certificate{*cfg.TLS.Certificate},
 					NextProtos:   []string{quictransport.ALPN},
 					ClientAuth:   tls.RequireAnyClientCert,
 					MinVersion:   tls.VersionTLS13,

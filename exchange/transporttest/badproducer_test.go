@@ -44,7 +44,7 @@ var consumerSides = []consumerSide{
 		fake: func(t testing.TB) *transporttest.FakeProducer {
 			cfg := quicConfig(t)
 			return transporttest.NewFakeQUICProducer(t, fakeSegment, &tls.Config{
-				Certificates: []tls.Certificate{*cfg.Certificate},
+				Certificates: []tls.Certificate{*cfg.TLS.Certificate},
 				NextProtos:   []string{quictransport.ALPN},
 				ClientAuth:   tls.RequireAnyClientCert,
 				MinVersion:   tls.VersionTLS13,

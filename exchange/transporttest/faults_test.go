@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/transporttest"
 	"github.com/qexchange/qexchange/exchange/transporttest/faultproxy"
 	"github.com/qexchange/qexchange/quictransport"
@@ -74,9 +75,9 @@ var (
 // quicConfig pins one shared self-signed certificate on every node.
 func quicConfig(t testing.TB) quictransport.Config {
 	t.Helper()
-	certOnce.Do(func() { testCert, testPin, certErr = quictransport.SelfSigned() })
+	certOnce.Do(func() { testCert, testPin, certErr = tlsconf.SelfSigned() })
 	if certErr != nil {
 		t.Fatal(certErr)
 	}
-	return quictransport.Config{Certificate: &testCert, PinnedSHA256: [][32]byte{testPin}}
+	return quictransport.Config{TLS: tlsconf.Options{Certificate: &testCert, PinnedSHA256: [][32]byte{testPin}}}
 }

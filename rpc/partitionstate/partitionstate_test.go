@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/qexchange/qexchange/exchange"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/exchange/transporttest"
-	"github.com/qexchange/qexchange/quictransport"
 	"github.com/qexchange/qexchange/rpc"
 	"github.com/qexchange/qexchange/rpc/partitionstate"
 )
@@ -17,12 +17,12 @@ import (
 func services(t *testing.T, transport string) (coordinator, node *rpc.Service) {
 	t.Helper()
 	t.Cleanup(transporttest.CheckGoroutines(t))
-	cert, pin, err := quictransport.SelfSigned()
+	cert, pin, err := tlsconf.SelfSigned()
 	if err != nil {
 		t.Fatal(err)
 	}
 	mk := func() *rpc.Service {
-		s, err := rpc.NewService(rpc.Config{Transport: transport, Certificate: &cert, PinnedSHA256: [][32]byte{pin}})
+		s, err := rpc.NewService(rpc.Config{TLS: tlsconf.Options{Certificate: &cert, PinnedSHA256: [][32]byte{pin}}, Transport: transport})
 		if err != nil {
 			t.Fatal(err)
 		}

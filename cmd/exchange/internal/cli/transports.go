@@ -16,6 +16,7 @@ import (
 	"github.com/qexchange/qexchange/bench/raw"
 	"github.com/qexchange/qexchange/exchange"
 	"github.com/qexchange/qexchange/exchange/memtransport"
+	"github.com/qexchange/qexchange/exchange/tlsconf"
 	"github.com/qexchange/qexchange/quictransport"
 	"github.com/qexchange/qexchange/tcptransport"
 )
@@ -59,16 +60,18 @@ type tlsMaterial struct {
 	pin  [32]byte
 	// files instead of cert/pin
 	certFile, keyFile, caFile string
+	// serverName is the name in cert ("": the dialed host, for files)
+	serverName string
 }
 
 // inProcessTLS is an ephemeral self-signed certificate both in-process
 // nodes present and pin.
 func inProcessTLS() (*tlsMaterial, error) {
-	cert, pin, err := quictransport.SelfSigned("localhost", "127.0.0.1", "::1")
+	cert, pin, err := tlsconf.SelfSigned("localhost", "127.0.0.1", "::1")
 	if err != nil {
 		return nil, fmt.Errorf("self-signed certificate: %w", err)
 	}
-	return &tlsMaterial{cert: cert, pin: pin}, nil
+	return &tlsMaterial{cert: cert, pin: pin, serverName: "localhost"}, nil
 }
 
 // crossProcessTLS: files when given, else a certificate derived from the
@@ -82,29 +85,20 @@ func crossProcessTLS(o *options) (m *tlsMaterial, defaultSecret bool, err error)
 	if secret == "" {
 		secret, defaultSecret = secretLabel+o.job, true
 	}
-	cert, pin, err := quictransport.DeriveSelfSigned(secret)
+	cert, pin, err := tlsconf.DeriveSelfSigned(secret)
 	if err != nil {
 		return nil, false, err
 	}
-	return &tlsMaterial{cert: cert, pin: pin}, defaultSecret, nil
+	return &tlsMaterial{cert: cert, pin: pin, serverName: "qexchange"}, defaultSecret, nil
 }
 
-func (m *tlsMaterial) quicConfig() quictransport.Config {
+// options is m as the transports' Config.TLS (on tcp, it turns TLS on).
+func (m *tlsMaterial) options() tlsconf.Options {
 	if m.certFile != "" {
-		return quictransport.Config{CertFile: m.certFile, KeyFile: m.keyFile, CAFile: m.caFile}
+		return tlsconf.Options{CertFile: m.certFile, KeyFile: m.keyFile, CAFile: m.caFile}
 	}
 	c := m.cert
-	return quictransport.Config{Certificate: &c, PinnedSHA256: [][32]byte{m.pin}, ServerName: "localhost"}
-}
-
-// applyTCP sets m on a TCP configuration, which turns TLS on.
-func (m *tlsMaterial) applyTCP(c *tcptransport.Config) {
-	if m.certFile != "" {
-		c.CertFile, c.KeyFile, c.CAFile = m.certFile, m.keyFile, m.caFile
-		return
-	}
-	cert := m.cert
-	c.Certificate, c.PinnedSHA256 = &cert, [][32]byte{m.pin}
+	return tlsconf.Options{Certificate: &c, PinnedSHA256: [][32]byte{m.pin}, ServerName: m.serverName}
 }
 
 // tcpWantsTLS: on tcp, TLS is opt-in, by any TLS flag.
@@ -183,8 +177,7 @@ func factory(name string, h Hooks, ts transportSettings, m *tlsMaterial, mem *me
 	case tTCP:
 		return tcptransport.New(tcpConfig(h, ts))
 	case tQUIC:
-		c := m.quicConfig()
-		c.ListenPacket = h.ListenPacket
+		c := quictransport.Config{TLS: m.options(), ListenPacket: h.ListenPacket}
 		applyQUICSettings(&c, ts)
 		return quictransport.New(c)
 	case tMem:
@@ -213,21 +206,14 @@ func processFactory(o *options, h Hooks, handshake time.Duration, stderr io.Writ
 	if name == tTCP {
 		c := tcpConfig(h, ts)
 		c.ConnectTimeout = handshake
-		m.applyTCP(&c)
-		if m.certFile == "" {
-			c.ServerName = "qexchange" // the derived certificate's name (pinned anyway)
-		}
+		c.TLS = m.options()
 		return tcptransport.New(c), nil
 	}
-	c := m.quicConfig()
-	c.ListenPacket = h.ListenPacket
+	c := quictransport.Config{TLS: m.options(), ListenPacket: h.ListenPacket}
 	c.IdleTimeout = o.idleTimeout
 	c.KeepAlivePeriod = max(o.idleTimeout/3, time.Millisecond)
 	c.HandshakeTimeout = handshake
 	applyQUICSettings(&c, ts)
-	if m.certFile == "" {
-		c.ServerName = "qexchange" // the derived certificate's name (pinned anyway)
-	}
 	return quictransport.New(c), nil
 }
 
