@@ -32,11 +32,7 @@ type clientConn struct {
 
 func (t *Transport) newClientConn(addr string) *clientConn {
 	cc := &clientConn{t: t, addr: addr, ready: make(chan struct{}), q: chanproto.NewControlQueue()}
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		cc.dial()
-	}()
+	t.node.Go(cc.dial)
 	return cc
 }
 

@@ -182,7 +182,7 @@ func (s *serverStream) serve() {
 	_ = s.str.SetReadDeadline(time.Time{})
 	s.out = chanproto.NewOutbound(wire.ID{}, req.PartitionID, s.peer, opts, peerMax, s.w.sched.Ready)
 	s.out.Owner = s
-	err = s.out.Open(s.t.provider, exchange.ViewRequest{
+	err = s.out.Open(s.t.node.Provider(), exchange.ViewRequest{
 		Partition:     exchange.PartitionID(req.PartitionID),
 		Subpartition:  int(req.Subpartition),
 		Receiver:      exchange.NewChannelID(),

@@ -79,15 +79,9 @@ type Transport struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	addr     string
-	provider exchange.ViewProvider
-	ln       *quic.Listener
-	peers    *chanproto.Peers[*clientConn] // client side
-	served   map[*quic.Conn]struct{}
-	admit    *chanproto.Admission // MaxConnections, MaxConnectionsPerAddress
-	closed   bool
-	wg       sync.WaitGroup
+	node  *chanproto.Node[*quic.Conn]   // listener, served connections, goroutines
+	peers *chanproto.Peers[*clientConn] // client side
+	admit *chanproto.Admission          // MaxConnections, MaxConnectionsPerAddress
 }
 
 var _ exchange.Transport = (*Transport)(nil)
@@ -118,10 +112,10 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 	}
 	t := &Transport{
 		cfg: cfg, log: o.Logger.With().Str("transport", Name).Logger(), tls: ts,
-		opts:   wire.Options{StreamMode: true, MaxFrameSize: wire.MaxFrameSizeFor(o.SegmentSize)},
-		segSz:  o.SegmentSize,
-		pc:     pc,
-		served: make(map[*quic.Conn]struct{}),
+		opts:  wire.Options{StreamMode: true, MaxFrameSize: wire.MaxFrameSizeFor(o.SegmentSize)},
+		segSz: o.SegmentSize,
+		pc:    pc,
+		node:  chanproto.NewNode[*quic.Conn]("quictransport"),
 	}
 	t.peers = chanproto.NewPeers(cfg.ConnectionsPerNode, t.newClientConn)
 	t.admit = chanproto.NewAdmission(cfg.MaxConnections, cfg.MaxConnectionsPerAddress, t.log)
@@ -157,21 +151,12 @@ func (t *Transport) checkBuffers() {
 func (t *Transport) Name() string { return Name }
 
 // Addr implements exchange.Transport.
-func (t *Transport) Addr() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.addr
-}
+func (t *Transport) Addr() string { return t.node.Addr() }
 
 // Listen implements exchange.Transport.
 func (t *Transport) Listen(_ context.Context, provider exchange.ViewProvider) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return exchange.ErrClosed
-	}
-	if t.ln != nil {
-		return errors.New("quictransport: already listening")
+	if err := t.node.CanListen(); err != nil {
+		return err
 	}
 	alpns := []string{ALPN}
 	for p := range t.cfg.ExtraProtocols {
@@ -183,57 +168,30 @@ func (t *Transport) Listen(_ context.Context, provider exchange.ViewProvider) er
 	if err != nil {
 		return fmt.Errorf("quictransport: listen: %w", err)
 	}
-	t.ln, t.provider = ln, provider
-	t.addr = t.pc.LocalAddr().String()
-	t.wg.Add(1)
-	go t.acceptLoop(ln)
-	t.log.Debug().Str("addr", t.addr).Msg("listening")
+	if err := t.node.Listening(ln, t.pc.LocalAddr().String(), provider); err != nil {
+		return err
+	}
+	t.node.Go(func() { t.acceptLoop(ln) })
+	t.log.Debug().Str("addr", t.Addr()).Msg("listening")
 	return nil
 }
 
 // goTracked runs f in a goroutine the transport's Close waits for; it
 // returns false (and does not run f) once the transport is closed.
-func (t *Transport) goTracked(f func()) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return false
-	}
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		f()
-	}()
-	return true
-}
+func (t *Transport) goTracked(f func()) bool { return t.node.GoUnlessClosed(f) }
 
-func (t *Transport) isClosed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.closed
-}
+func (t *Transport) isClosed() bool { return t.node.IsClosed() }
 
 // Close implements exchange.Transport: it closes every connection with
 // ConnCodeShutdown (so peers fail their channels at once), waits for the
 // transport's goroutines and closes the socket.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	conns, first := t.node.Close()
+	if !first {
 		return nil
 	}
-	t.closed = true
-	ln := t.ln
-	var conns []*quic.Conn
-	for c := range t.served {
-		conns = append(conns, c)
-	}
-	t.mu.Unlock()
 	dialing := t.peers.Close()
 	t.cancel()
-	if ln != nil {
-		ln.Close()
-	}
 	for _, cc := range dialing {
 		if c := cc.waitConn(); c != nil {
 			conns = append(conns, c)
@@ -244,7 +202,7 @@ func (t *Transport) Close() error {
 		wg.Go(func() { c.CloseWithError(ConnCodeShutdown, "node shutting down") })
 	}
 	wg.Wait()
-	t.wg.Wait()
+	t.node.Wait()
 	err := t.tr.Close()
 	if cerr := t.pc.Close(); err == nil {
 		err = cerr
@@ -254,39 +212,24 @@ func (t *Transport) Close() error {
 
 // acceptLoop accepts connections until the listener closes.
 func (t *Transport) acceptLoop(ln *quic.Listener) {
-	defer t.wg.Done()
 	for {
 		c, err := ln.Accept(t.ctx)
 		if err != nil {
 			return
 		}
-		t.mu.Lock()
-		if t.closed {
-			t.mu.Unlock()
-			c.CloseWithError(ConnCodeShutdown, "node shutting down")
-			continue
-		}
 		peer := c.RemoteAddr().String()
 		if !t.admit.Admit(peer) {
-			t.mu.Unlock()
 			c.CloseWithError(ConnCodeTooMany, "too many connections (MaxConnections, MaxConnectionsPerAddress)")
 			continue
 		}
-		t.served[c] = struct{}{}
-		t.wg.Add(1)
-		t.mu.Unlock()
 		serve := t.serveConn
 		if p := c.ConnectionState().TLS.NegotiatedProtocol; p != ALPN {
 			serve = t.cfg.ExtraProtocols[p] // it owns the connection
 		}
-		go func() {
-			defer t.wg.Done()
-			serve(c)
-			t.mu.Lock()
-			delete(t.served, c)
-			t.mu.Unlock()
+		if !t.node.Serve(c, func() { serve(c); t.admit.Leave(peer) }) {
 			t.admit.Leave(peer)
-		}()
+			c.CloseWithError(ConnCodeShutdown, "node shutting down")
+		}
 	}
 }
 

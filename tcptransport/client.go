@@ -45,8 +45,7 @@ func newClientConn(t *Transport, addr string) *clientConn {
 		chans: make(map[wire.ID]*clientChannel),
 		done:  make(chan struct{}),
 	}
-	t.wg.Add(1)
-	go c.run()
+	t.node.Go(c.run)
 	return c
 }
 
@@ -86,7 +85,6 @@ func (c *clientConn) connError(cause error) error {
 // connection ends.
 func (c *clientConn) run() {
 	t := c.t
-	defer t.wg.Done()
 	defer close(c.done)
 	nc, rd, peerMax, err := c.connect()
 	c.mu.Lock()
@@ -111,8 +109,7 @@ func (c *clientConn) run() {
 	t.stats.dialed.Add(1)
 	t.log.Debug().Str("peer", c.addr).Str("local", nc.LocalAddr().String()).Msg("connected")
 	close(c.ready)
-	t.wg.Add(1)
-	go c.writeLoop()
+	t.node.Go(c.writeLoop)
 	c.teardown(c.readLoop(rd))
 }
 
@@ -365,7 +362,6 @@ func (c *clientConn) CloseIdle() {
 
 // writeLoop sends the queued messages, many per write.
 func (c *clientConn) writeLoop() {
-	defer c.t.wg.Done()
 	var buf []byte
 	o := c.t.wopts
 	for {

@@ -217,12 +217,10 @@ func TestSocketOptions(t *testing.T) {
 	for _, c := range ct.peers.Conns() {
 		client = c.nc
 	}
-	st.mu.Lock()
 	var server net.Conn
-	for c := range st.served {
+	for _, c := range st.node.Served() {
 		server = c.nc
 	}
-	st.mu.Unlock()
 	if client == nil || server == nil {
 		t.Fatal("no connection")
 	}
@@ -299,12 +297,7 @@ func TestConnectionSharing(t *testing.T) {
 				t.Fatalf("server accepted %d connections, client dialed %d", acc, dialed)
 			}
 			clients := ct.peers.Conns()
-			st.mu.Lock()
-			var served []*serverConn
-			for c := range st.served {
-				served = append(served, c)
-			}
-			st.mu.Unlock()
+			served := st.node.Served()
 			// Releasing one gate keeps the connection(s) of the other.
 			g1.Close()
 			if per == 1 {

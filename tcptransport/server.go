@@ -79,13 +79,7 @@ func fatalCode(err error) wire.ErrorCode {
 
 func (c *serverConn) serve() {
 	t := c.t
-	defer t.wg.Done()
-	defer func() {
-		t.mu.Lock()
-		delete(t.served, c)
-		t.mu.Unlock()
-		t.admit.Leave(c.nc.RemoteAddr().String())
-	}()
+	defer t.admit.Leave(c.nc.RemoteAddr().String())
 	defer close(c.done)
 	if err := c.serverTLS(); err != nil {
 		c.nc.Close()

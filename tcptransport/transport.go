@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,15 +32,9 @@ type Transport struct {
 	ctx    context.Context // cancelled by Close: aborts dials
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	ln       net.Listener
-	addr     string
-	provider exchange.ViewProvider
-	peers    *chanproto.Peers[*clientConn]
-	served   map[*serverConn]struct{}
-	admit    *chanproto.Admission // MaxConnections, MaxConnectionsPerAddress
-	closed   bool
-	wg       sync.WaitGroup
+	node  *chanproto.Node[*serverConn] // listener, served connections, goroutines
+	peers *chanproto.Peers[*clientConn]
+	admit *chanproto.Admission // MaxConnections, MaxConnectionsPerAddress
 
 	stats counters
 }
@@ -76,7 +69,7 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 		maxFrame: maxFrame,
 		tls:      ts,
 		ctx:      ctx, cancel: cancel,
-		served: make(map[*serverConn]struct{}),
+		node: chanproto.NewNode[*serverConn]("tcptransport"),
 	}
 	t.admit = chanproto.NewAdmission(cfg.MaxConnections, cfg.MaxConnectionsPerAddress, t.log)
 	t.peers = chanproto.NewPeers(cfg.ConnectionsPerNode, func(addr string) *clientConn { return newClientConn(t, addr) })
@@ -87,11 +80,7 @@ func newTransport(cfg Config, o exchange.TransportOptions) (*Transport, error) {
 func (t *Transport) Name() string { return Name }
 
 // Addr implements exchange.Transport: the listening address.
-func (t *Transport) Addr() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.addr
-}
+func (t *Transport) Addr() string { return t.node.Addr() }
 
 // Listen implements exchange.Transport.
 func (t *Transport) Listen(ctx context.Context, provider exchange.ViewProvider) error {
@@ -103,42 +92,24 @@ func (t *Transport) Listen(ctx context.Context, provider exchange.ViewProvider) 
 			return err
 		}
 	}
-	t.mu.Lock()
-	switch {
-	case t.closed:
-		t.mu.Unlock()
-		return exchange.ErrClosed
-	case t.ln != nil:
-		t.mu.Unlock()
-		return fmt.Errorf("tcptransport: already listening on %s", t.addr)
+	if err := t.node.CanListen(); err != nil {
+		return err
 	}
-	t.mu.Unlock()
 	ln, err := t.listen(ctx, t.listenAddr)
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		ln.Close()
-		return exchange.ErrClosed
+	if err := t.node.Listening(ln, ln.Addr().String(), provider); err != nil {
+		return err
 	}
-	t.ln, t.addr, t.provider = ln, ln.Addr().String(), provider
-	t.wg.Add(1)
-	t.mu.Unlock()
 	t.log.Debug().Str("addr", ln.Addr().String()).Msg("listening")
-	go t.acceptLoop(ln, provider)
+	t.node.Go(func() { t.acceptLoop(ln, provider) })
 	return nil
 }
 
-func (t *Transport) isClosed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.closed
-}
+func (t *Transport) isClosed() bool { return t.node.IsClosed() }
 
 func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ViewProvider) {
-	defer t.wg.Done()
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -174,18 +145,12 @@ func (t *Transport) acceptLoop(ln net.Listener, provider exchange.ViewProvider) 
 			nc = tls.Server(&batchConn{Conn: nc}, t.tls.ServerConfig(ALPN))
 		}
 		c := newServerConn(t, nc, provider)
-		t.mu.Lock()
-		if t.closed {
-			t.mu.Unlock()
+		if !t.node.Serve(c, c.serve) {
 			t.admit.Leave(peer)
 			nc.Close()
 			return
 		}
-		t.served[c] = struct{}{}
-		t.wg.Add(1)
-		t.mu.Unlock()
 		t.stats.accepted.Add(1)
-		go c.serve()
 	}
 }
 
@@ -227,30 +192,18 @@ func (t *Transport) OpenChannel(ctx context.Context, addr string, req exchange.C
 // connection (failing their channels with an error wrapping
 // exchange.ErrClosed) and waits for every goroutine of the transport.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	served, first := t.node.Close()
+	if !first {
 		return nil
 	}
-	t.closed = true
-	ln := t.ln
-	clients := t.peers.Close()
-	served := make([]*serverConn, 0, len(t.served))
-	for c := range t.served {
-		served = append(served, c)
-	}
-	t.mu.Unlock()
-	t.cancel()
-	if ln != nil {
-		ln.Close()
-	}
-	for _, c := range clients {
+	t.cancel() // aborts dials
+	for _, c := range t.peers.Close() {
 		c.shutdown()
 	}
 	for _, c := range served {
 		c.nc.Close()
 	}
-	t.wg.Wait()
+	t.node.Wait()
 	return nil
 }
 

@@ -23,7 +23,9 @@
 //
 // Peers is the reference-counted set of connections to remote nodes,
 // with channels to one node spread evenly over K connections (each new
-// channel takes the least used).
+// channel takes the least used). Node is a transport's lifecycle: its
+// listener, the connections it serves and the goroutines its Close waits
+// for. Admission bounds the connections a node serves.
 //
 // A transport keeps only what is its own: sockets, streams, demultiplexing
 // and how frames reach the network.

@@ -30,7 +30,7 @@ func (n *Network) Factory() exchange.TransportFactory {
 		if o.SegmentSize == 0 {
 			o.SegmentSize = exchange.DefaultSegmentSize
 		}
-		t := &Transport{net: n, opts: wire.Options{MaxFrameSize: wire.MaxFrameSizeFor(o.SegmentSize)}, served: make(map[*conn]struct{})}
+		t := &Transport{net: n, opts: wire.Options{MaxFrameSize: wire.MaxFrameSizeFor(o.SegmentSize)}, node: chanproto.NewNode[*conn]("memtransport")}
 		t.peers = chanproto.NewPeers(1, t.dial)
 		return t, nil
 	}
@@ -44,34 +44,25 @@ type Transport struct {
 	opts  wire.Options
 	peers *chanproto.Peers[*conn]
 
-	mu       sync.Mutex
-	addr     string
-	provider exchange.ViewProvider
-	served   map[*conn]struct{}
-	closed   bool
-	wg       sync.WaitGroup
+	node *chanproto.Node[*conn] // address, served connections, goroutines
 }
 
 // Name implements exchange.Transport.
 func (t *Transport) Name() string { return "mem" }
 
 // Addr implements exchange.Transport.
-func (t *Transport) Addr() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.addr
-}
+func (t *Transport) Addr() string { return t.node.Addr() }
 
 // Listen implements exchange.Transport.
 func (t *Transport) Listen(_ context.Context, p exchange.ViewProvider) error {
 	t.net.mu.Lock()
+	defer t.net.mu.Unlock()
 	t.net.next++
 	addr := fmt.Sprintf("mem:%d", t.net.next)
+	if err := t.node.Listening(nil, addr, p); err != nil {
+		return err
+	}
 	t.net.nodes[addr] = t
-	t.net.mu.Unlock()
-	t.mu.Lock()
-	t.addr, t.provider = addr, p
-	t.mu.Unlock()
 	return nil
 }
 
@@ -112,52 +103,31 @@ func (t *Transport) dial(addr string) *conn {
 	t.net.mu.Lock()
 	srv := t.net.nodes[addr]
 	t.net.mu.Unlock()
-	if srv == nil || !srv.accept(c) {
+	c.server = srv // before the server's Close can see c
+	if srv == nil || !srv.node.Track(c) {
 		c.dialErr = &exchange.ConnectionError{Peer: addr, Err: errors.New("connection refused")}
 		close(c.done)
 		return c
 	}
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		c.serve()
-	}()
+	t.node.Go(c.serve)
 	return c
-}
-
-func (t *Transport) accept(c *conn) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return false
-	}
-	c.server = t
-	t.served[c] = struct{}{}
-	return true
 }
 
 // Close implements exchange.Transport: every connection, as client or
 // server, breaks and fails its channels.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	all, first := t.node.Close()
+	if !first {
 		return nil
 	}
-	t.closed = true
-	var all []*conn
-	for c := range t.served {
-		all = append(all, c)
-	}
-	t.mu.Unlock()
 	all = append(all, t.peers.Close()...)
 	t.net.mu.Lock()
-	delete(t.net.nodes, t.addr)
+	delete(t.net.nodes, t.Addr())
 	t.net.mu.Unlock()
 	for _, c := range all {
 		c.breakConn(errors.New("peer closed"))
 	}
-	t.wg.Wait()
+	t.node.Wait()
 	for _, c := range all {
 		<-c.done
 	}
@@ -233,9 +203,7 @@ func (c *conn) teardown(err error) {
 		ch.Fail(&exchange.ConnectionError{Peer: c.peer, Err: err})
 	}
 	c.client.peers.Forget(c)
-	c.server.mu.Lock()
-	delete(c.server.served, c)
-	c.server.mu.Unlock()
+	c.server.node.Untrack(c)
 }
 
 // handle is the server receiving one message of a client channel.
@@ -250,7 +218,7 @@ func (c *conn) handle(ch *chanproto.Channel, m wire.Message) {
 		c.mu.Lock()
 		c.outs[id] = o
 		c.mu.Unlock()
-		err := o.Open(c.server.provider, exchange.ViewRequest{
+		err := o.Open(c.server.node.Provider(), exchange.ViewRequest{
 			Partition: ch.Partition, Subpartition: int(m.Subpartition),
 			Receiver: exchange.ChannelID(id), InitialCredit: int(m.Credit), Peer: c.client.Addr(),
 		})
