@@ -141,6 +141,9 @@ func BenchmarkEmitAll8B4096(b *testing.B) {
 func BenchmarkEmitAllNextBatch8B(b *testing.B) {
 	benchPipeline(b, pipeline{recordSize: 8, subs: 100, batch: 64, nextBatch: true})
 }
+func BenchmarkEmitAllNextBatch8B4096(b *testing.B) {
+	benchPipeline(b, pipeline{recordSize: 8, subs: 4096, batch: 64, nextBatch: true})
+}
 
 // BenchmarkEmit8BMetrics is BenchmarkEmit8B with metrics on: the same
 // 0 allocs per record, and the cost of per-buffer counting.
