@@ -3,6 +3,8 @@ package chanproto
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/qexchange/qexchange/exchange"
@@ -144,11 +146,7 @@ func (n *Node[C]) Serve(c C, serve func()) bool {
 func (n *Node[C]) Served() []C {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	served := make([]C, 0, len(n.served))
-	for c := range n.served {
-		served = append(served, c)
-	}
-	return served
+	return slices.Collect(maps.Keys(n.served))
 }
 
 // Close marks the node closed and closes its listener. It returns the

@@ -2,6 +2,8 @@ package chanproto
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -171,11 +173,7 @@ func (p *Peers[C]) Close() []C {
 func (p *Peers[C]) Conns() []C {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	all := make([]C, 0, len(p.refs))
-	for c := range p.refs {
-		all = append(all, c)
-	}
-	return all
+	return slices.Collect(maps.Keys(p.refs))
 }
 
 // Refs returns c's reference count (0 if it is not held).
