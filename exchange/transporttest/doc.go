@@ -34,8 +34,9 @@
 // Nodes run with default configs. Every attack test runs a healthy
 // producer -> consumer channel on the attacked node, checks that it
 // completes (every record, in order, to EndOfPartition) and logs its
-// throughput during the attack against the mean of before and after
-// (asserted >= 90% only without the race detector and with
+// throughput during the attack against the lower of its rates before
+// and after it, medians of 150 ms windows (asserted >= 90% only without
+// the race detector and with
 // QEXCHANGE_TIMING_TESTS=1, as .ci/run's timing step does); and it
 // samples the process every 10 ms for the peak growth of VmRSS, the Go
 // heap and goroutines above a baseline taken after a GC (all tests share
