@@ -50,6 +50,11 @@ func TestTLSConfigErrors(t *testing.T) {
 		if !errors.Is(err, exchange.ErrInvalidConfig) {
 			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
 		}
+		// A field that is wrong is named by its path in Config.
+		var ce *exchange.ConfigError
+		if cfg.TLS.CertFile != "" && (!errors.As(err, &ce) || ce.Field != "tcptransport.TLS.CertFile") {
+			t.Errorf("%s: %v, want a *exchange.ConfigError for tcptransport.TLS.CertFile", name, err)
+		}
 	}
 }
 

@@ -51,12 +51,14 @@ type Setup struct {
 }
 
 // New loads and checks o for the transport pkg ("tcptransport",
-// "quictransport"), which prefixes error messages and the Field of a
-// *exchange.ConfigError. Every error matches exchange.ErrInvalidConfig.
+// "quictransport", "rpc"), which prefixes error messages, and names the
+// Field of a *exchange.ConfigError as pkg's Config.TLS field
+// ("quictransport.TLS.CertFile"). Every error matches
+// exchange.ErrInvalidConfig.
 func New(pkg string, o Options) (*Setup, error) {
 	s := &Setup{pkg: pkg, serverName: o.ServerName, pins: make(map[[32]byte]struct{}, len(o.PinnedSHA256))}
 	cfgErr := func(field string, value any, reason string) error {
-		return &exchange.ConfigError{Field: pkg + "." + field, Value: value, Reason: reason}
+		return &exchange.ConfigError{Field: pkg + ".TLS." + field, Value: value, Reason: reason}
 	}
 	switch {
 	case o.Certificate != nil:
