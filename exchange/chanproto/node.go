@@ -92,7 +92,15 @@ func (n *Node[C]) Listening(ln io.Closer, addr string, provider exchange.ViewPro
 // closed: for goroutines that an earlier tracked one, or a peer dial
 // that Close stops, starts.
 func (n *Node[C]) Go(f func()) {
-	n.wg.Go(f)
+	n.wg.Add(1)
+	// A goroutine of this package's own, not sync.WaitGroup.Go's: until it
+	// first runs, a goroutine's stack shows only its entry function, and
+	// goroutine leak checks (transporttest.CheckGoroutines) recognise the
+	// transport's goroutines by this module's frames.
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
 }
 
 // GoUnlessClosed runs f as Go does, unless the node is closed (false).
@@ -102,7 +110,7 @@ func (n *Node[C]) GoUnlessClosed(f func()) bool {
 	if n.closed {
 		return false
 	}
-	n.wg.Go(f)
+	n.Go(f)
 	return true
 }
 
@@ -135,7 +143,7 @@ func (n *Node[C]) Serve(c C, serve func()) bool {
 		return false
 	}
 	n.served[c] = struct{}{}
-	n.wg.Go(func() {
+	n.Go(func() {
 		defer n.Untrack(c)
 		serve()
 	})
