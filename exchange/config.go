@@ -1,27 +1,20 @@
 package exchange
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 )
 
 // withDefaults fills the zero values of c with the documented defaults.
 func (c Config) withDefaults() Config {
-	if c.NetworkMemory == 0 {
-		c.NetworkMemory = DefaultNetworkMemory
-	}
-	if c.SegmentSize == 0 {
-		c.SegmentSize = DefaultSegmentSize
-	}
-	if c.MaxRecordSize == 0 {
-		c.MaxRecordSize = DefaultMaxRecordSize
-	}
+	c.NetworkMemory = cmp.Or(c.NetworkMemory, DefaultNetworkMemory)
+	c.SegmentSize = cmp.Or(c.SegmentSize, DefaultSegmentSize)
+	c.MaxRecordSize = cmp.Or(c.MaxRecordSize, DefaultMaxRecordSize)
 	if c.SpanningRecordMemory == 0 && c.MaxRecordSize > 0 {
 		c.SpanningRecordMemory = max(DefaultSpanningRecordMemory, 4*(int64(c.MaxRecordSize)+4))
 	}
-	if c.ListenAddr == "" {
-		c.ListenAddr = "127.0.0.1:0"
-	}
+	c.ListenAddr = cmp.Or(c.ListenAddr, "127.0.0.1:0")
 	return c
 }
 
@@ -47,15 +40,9 @@ func (c PartitionConfig) withDefaults() PartitionConfig {
 	if c.Type == (PartitionType{}) {
 		c.Type = PipelinedBounded
 	}
-	if c.BufferTimeout == 0 {
-		c.BufferTimeout = DefaultBufferTimeout
-	}
-	if c.MinBuffers == 0 {
-		c.MinBuffers = c.Subpartitions + 1
-	}
-	if c.MaxBuffers == 0 {
-		c.MaxBuffers = max(2*c.Subpartitions+8, c.MinBuffers)
-	}
+	c.BufferTimeout = cmp.Or(c.BufferTimeout, DefaultBufferTimeout)
+	c.MinBuffers = cmp.Or(c.MinBuffers, c.Subpartitions+1)
+	c.MaxBuffers = cmp.Or(c.MaxBuffers, max(2*c.Subpartitions+8, c.MinBuffers))
 	if c.ID == (PartitionID{}) {
 		c.ID = NewPartitionID()
 	}
@@ -91,15 +78,9 @@ func (c GateConfig) withDefaults() GateConfig {
 	case NoExclusiveBuffers:
 		c.ExclusiveBuffers = 0
 	}
-	if c.FloatingBuffers == 0 {
-		c.FloatingBuffers = DefaultFloatingBuffers
-	}
-	if c.InitialBackoff == 0 {
-		c.InitialBackoff = DefaultInitialBackoff
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
+	c.FloatingBuffers = cmp.Or(c.FloatingBuffers, DefaultFloatingBuffers)
+	c.InitialBackoff = cmp.Or(c.InitialBackoff, DefaultInitialBackoff)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, DefaultMaxBackoff)
 	return c
 }
 

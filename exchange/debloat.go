@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"sync/atomic"
@@ -52,21 +53,11 @@ type DebloatConfig struct {
 }
 
 func (c DebloatConfig) withDefaults() DebloatConfig {
-	if c.Target == 0 {
-		c.Target = DefaultDebloatTarget
-	}
-	if c.Period == 0 {
-		c.Period = DefaultDebloatPeriod
-	}
-	if c.Samples == 0 {
-		c.Samples = DefaultDebloatSamples
-	}
-	if c.Threshold == 0 {
-		c.Threshold = DefaultDebloatThreshold
-	}
-	if c.MinBufferSize == 0 {
-		c.MinBufferSize = DefaultMinBufferSize
-	}
+	c.Target = cmp.Or(c.Target, DefaultDebloatTarget)
+	c.Period = cmp.Or(c.Period, DefaultDebloatPeriod)
+	c.Samples = cmp.Or(c.Samples, DefaultDebloatSamples)
+	c.Threshold = cmp.Or(c.Threshold, DefaultDebloatThreshold)
+	c.MinBufferSize = cmp.Or(c.MinBufferSize, DefaultMinBufferSize)
 	return c
 }
 

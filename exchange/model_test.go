@@ -16,15 +16,7 @@ import (
 
 func localEnv(t *testing.T, cfg exchange.Config) *exchange.Environment {
 	t.Helper()
-	e, err := exchange.NewEnvironment(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		e.Close()
-		transporttest.CheckPools(t, e)
-	})
-	return e
+	return transporttest.NewEnv(t, context.Background(), cfg)
 }
 
 func TestInsufficientBuffersAtSetup(t *testing.T) {

@@ -36,14 +36,7 @@ func TestStalledHandshakes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wctx, stop := context.WithCancel(ctx)
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		rec := make([]byte, 64)
-		for p.EmitTo(wctx, 0, rec) == nil {
-		}
-	}()
+	stop := transporttest.EmitUntilStopped(ctx, p, 0)
 	g, err := cons.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID(), Addr: prod.Addr()}}})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +69,6 @@ func TestStalledHandshakes(t *testing.T) {
 	read(1000)
 	attacker.CloseWithError(0, "test over")
 	stop()
-	<-written
 	g.Close()
 	p.Release()
 	prod.Close()

@@ -33,15 +33,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wctx, stop := context.WithCancel(ctx)
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		rec := make([]byte, 64)
-		for p.EmitTo(wctx, 0, rec) == nil {
-		}
-	}()
-	defer func() { stop(); <-written }()
+	defer transporttest.EmitUntilStopped(ctx, p, 0)()
 	g, err := cons.CreateInputGate(exchange.GateConfig{Channels: []exchange.ChannelSpec{{Partition: p.ID(), Addr: prod.Addr()}}})
 	if err != nil {
 		t.Fatal(err)

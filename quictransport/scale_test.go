@@ -14,19 +14,7 @@ import (
 
 func newEnv(t testing.TB, memory int64, segment int) *exchange.Environment {
 	t.Helper()
-	e, err := exchange.NewEnvironment(context.Background(), exchange.Config{
-		NetworkMemory: memory,
-		SegmentSize:   segment,
-		Transport:     testFactory(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		e.Close()
-		transporttest.CheckPools(t, e)
-	})
-	return e
+	return transporttest.NewEnv(t, context.Background(), exchange.Config{NetworkMemory: memory, SegmentSize: segment, Transport: testFactory(t)})
 }
 
 // TestManyChannels4096 opens 4096 channels (streams) on one connection

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/qexchange/qexchange/exchange"
-	"github.com/qexchange/qexchange/exchange/transporttest"
 )
 
 // The fault suite's shared parts: a probe of the process's memory and
@@ -135,21 +134,6 @@ func (p *memProbe) finish(t *testing.T) (rss, heap int64, goroutines int) {
 }
 
 func mib(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB" }
-
-// attackNode is a node closed, with a check that its pools are back,
-// when the test ends.
-func attackNode(t *testing.T, ctx context.Context, cfg exchange.Config) *exchange.Environment {
-	t.Helper()
-	e, err := exchange.NewEnvironment(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		e.Close()
-		transporttest.CheckPools(t, e)
-	})
-	return e
-}
 
 // healthyFlow is one channel from prod to cons that runs as fast as it
 // can, 64-byte records, every one checked for order.

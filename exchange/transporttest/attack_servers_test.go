@@ -44,8 +44,8 @@ func beginAttack(t *testing.T, factory func() exchange.TransportFactory) (ctx co
 	t.Cleanup(transporttest.CheckGoroutines(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	prod = attackNode(t, ctx, exchange.Config{Transport: factory()})
-	cons := attackNode(t, ctx, exchange.Config{Transport: factory()})
+	prod = transporttest.NewEnv(t, ctx, exchange.Config{Transport: factory()})
+	cons := transporttest.NewEnv(t, ctx, exchange.Config{Transport: factory()})
 	healthy = startHealthy(t, ctx, prod, cons)
 	return ctx, prod, healthy, healthy.rate(), startProbe()
 }
@@ -260,7 +260,7 @@ func TestAttackTCPControlFlood(t *testing.T) {
 // subpartition that is no longer refused as already consumed. A healthy
 // consumer of the node keeps its throughput and completes.
 func TestAttackConsumerKilledMidStream(t *testing.T) {
-	victim := attackNode(t, context.Background(), exchange.Config{Transport: tcpFactory()}) // its network memory is not the attacked node's
+	victim := transporttest.NewEnv(t, context.Background(), exchange.Config{Transport: tcpFactory()}) // its network memory is not the attacked node's
 	ctx, prod, healthy, before, probe := beginAttack(t, tcpFactory)
 
 	proxy, err := faultproxy.NewTCP(prod.Addr())
@@ -273,14 +273,7 @@ func TestAttackConsumerKilledMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Release()
-	wctx, stopWriter := context.WithCancel(ctx)
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		rec := make([]byte, 64)
-		for p.EmitTo(wctx, 0, rec) == nil {
-		}
-	}()
+	stopWriter := transporttest.EmitUntilStopped(ctx, p, 0)
 	// firstRecord opens a gate on the subpartition through addr and
 	// returns it after its first record, or the error of its first Next.
 	firstRecord := func(cons *exchange.Environment, addr string) (*exchange.InputGate, error) {
@@ -337,7 +330,6 @@ func TestAttackConsumerKilledMidStream(t *testing.T) {
 	// The killed consumer's writer is stopped first: it runs on the same
 	// cores and is not the attack.
 	stopWriter()
-	<-written
 	during := healthy.rate()
 	killed.Close()
 	probe.finish(t)

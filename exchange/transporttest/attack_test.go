@@ -91,7 +91,7 @@ func runLengthLie(t *testing.T, side consumerSide) {
 	cfg := func() exchange.Config {
 		return exchange.Config{Transport: side.factory(t), MaxRecordSize: size.maxRecord, SpanningRecordMemory: size.budget}
 	}
-	cons, prod := attackNode(t, ctx, cfg()), attackNode(t, ctx, cfg())
+	cons, prod := transporttest.NewEnv(t, ctx, cfg()), transporttest.NewEnv(t, ctx, cfg())
 	fake := side.fake(t)
 	healthy := startHealthy(t, ctx, prod, cons)
 	before := healthy.rate()

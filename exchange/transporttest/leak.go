@@ -1,6 +1,7 @@
 package transporttest
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"sort"
@@ -107,4 +108,19 @@ func CheckPools(t testing.TB, envs ...*exchange.Environment) {
 			t.Errorf("environment %d: %d network buffer(s) leaked", i, n)
 		}
 	}
+}
+
+// NewEnv creates an environment that is closed, with a check that its
+// network pool is whole again, when t ends.
+func NewEnv(t testing.TB, ctx context.Context, cfg exchange.Config) *exchange.Environment {
+	t.Helper()
+	e, err := exchange.NewEnvironment(ctx, cfg)
+	if err != nil {
+		t.Fatalf("NewEnvironment: %v", err)
+	}
+	t.Cleanup(func() {
+		e.Close()
+		CheckPools(t, e)
+	})
+	return e
 }

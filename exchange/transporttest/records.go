@@ -162,3 +162,18 @@ func readNumbered(t *testing.T, ctx context.Context, g *exchange.InputGate, perC
 		}
 	}
 }
+
+// EmitUntilStopped emits 64-byte records to subpartition sub of p on a
+// goroutine, as fast as p takes them, until stop is called or an emit
+// fails; stop returns once the goroutine has.
+func EmitUntilStopped(ctx context.Context, p *exchange.ResultPartition, sub int) (stop func()) {
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rec := make([]byte, 64)
+		for p.EmitTo(wctx, sub, rec) == nil {
+		}
+	}()
+	return func() { cancel(); <-done }
+}
