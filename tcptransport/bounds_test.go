@@ -93,8 +93,10 @@ func TestIdleConnectionClosed(t *testing.T) {
 	prod := newEnv(t, Config{IdleConnectionTimeout: idle}, nil)
 	cons := newEnv(t, Config{}, nil)
 	f := startFlow(t, prod, cons, "")
-	c := dialRaw(t, prod.Addr(), true)
+	// From before the dial: the server arms the timeout at its end of
+	// the handshake, before dialRaw has read the server's Hello.
 	start := time.Now()
+	c := dialRaw(t, prod.Addr(), true)
 	closed := make(chan time.Duration, 1)
 	go func() {
 		_ = c.nc.SetReadDeadline(time.Now().Add(15 * time.Second))

@@ -242,6 +242,18 @@ func runBarrier(ctx context.Context, o *options, name string, hooks Hooks, m *tl
 	return r
 }
 
+// runEnded is err, or the run's end if it came after it: the deadline
+// cancels an Emit that may be inside a record spanning buffers, which
+// fails the partition (a cut record is never delivered), so its channels
+// fail while a lagging consumer still works through older data. Records
+// lost before the end are still counted by the sequence check.
+func runEnded(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
 // produce writes paced records to every subpartition in turn: each
 // carries its channel's sequence number.
 func (x *barrierRun) produce(ctx context.Context, p *exchange.ResultPartition, w int) error {
@@ -267,7 +279,7 @@ func (x *barrierRun) produce(ctx context.Context, p *exchange.ResultPartition, w
 		sub := i % x.o.readers
 		binary.BigEndian.PutUint64(rec, uint64(x.emitted[w][sub].Load()))
 		if err := p.EmitTo(ctx, sub, rec); err != nil {
-			return err
+			return runEnded(ctx, err)
 		}
 		x.emitted[w][sub].Add(1)
 	}
@@ -329,10 +341,10 @@ func (x *barrierRun) consume(ctx context.Context, g *exchange.InputGate, gi int)
 	for {
 		asked := time.Now()
 		if err := g.NextBatch(ctx, handle); err != nil {
-			return err
+			return runEnded(ctx, err)
 		}
 		if evErr != nil {
-			return evErr
+			return runEnded(ctx, evErr)
 		}
 		if limit > 0 {
 			// Each record costs 1/limit. Time spent waiting for data is
