@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"encoding/binary"
 	"sync/atomic"
 
 	"github.com/qexchange/qexchange/exchange/wire"
@@ -16,9 +17,9 @@ type segment struct {
 	owner recycler
 
 	// Writer side (Flink's BufferBuilder). pos is where the writer has
-	// written to; it belongs to the writer and is touched only with its
-	// partition's wmu held, so appending a record costs no atomic
-	// operation. written is the part published to readers: the writer
+	// written to; it belongs to the writer, and others read it only
+	// with the writer kept out (ResultPartition.lockWriter), so appending
+	// a record costs no atomic operation. written is the part published to readers: the writer
 	// copies pos into it when the segment is full or finished and when a
 	// flush asks for it (docs/architecture.md, "Flushing"). finished is
 	// stored after the final written, so a reader that sees finished also
@@ -32,7 +33,31 @@ type segment struct {
 	limit int32
 }
 
-// publish makes everything the writer put into s readable (wmu held).
+// fits reports where record and its length would end in s, and whether
+// that leaves s not full (the locked path finishes full segments).
+func (s *segment) fits(record []byte) (end int, ok bool) {
+	end = int(s.pos) + 4 + len(record)
+	return end, end < int(s.limit) && end <= len(s.data)
+}
+
+// putRecord appends record with its length, which fits (s.fits) and ends
+// at end. Writer side, in the gate; inlined, with no call for the
+// commonest small record.
+func (s *segment) putRecord(end int, record []byte) {
+	d := s.data[s.pos:end]
+	binary.BigEndian.PutUint32(d, uint32(len(record)))
+	if len(record) == 8 {
+		// A long: one move, where copy would call memmove and spill the
+		// caller's registers.
+		binary.LittleEndian.PutUint64(d[4:], binary.LittleEndian.Uint64(record))
+	} else {
+		copy(d[4:], record)
+	}
+	s.pos = int32(end)
+}
+
+// publish makes everything the writer put into s readable (by the
+// writer, or with it kept out).
 func (s *segment) publish() {
 	if s != nil && s.written.Load() != s.pos {
 		s.written.Store(s.pos)

@@ -87,6 +87,10 @@ type Environment struct {
 
 	spillMu sync.Mutex
 	spill   *spill.Manager // BLOCKING partitions' files (blocking.go)
+
+	// fastPath: partitions' writers may append without a lock
+	// (writergate.go); false where membarrier is refused.
+	fastPath bool
 }
 
 // NewEnvironment sets up a node and, if a transport is named, starts
@@ -109,6 +113,8 @@ func NewEnvironment(ctx context.Context, cfg Config) (*Environment, error) {
 		owned:      make(map[*ResultPartition]struct{}),
 		closeDone:  make(chan struct{}),
 		spanBudget: &spanBudget{limit: cfg.SpanningRecordMemory},
+
+		fastPath: fastPathAvailable(),
 	}
 	if cfg.Metrics != nil {
 		if e.metrics, err = newEnvMetrics(e, cfg.Metrics); err != nil {

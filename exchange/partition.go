@@ -81,8 +81,10 @@ type PartitionConfig struct {
 
 // ResultPartition is the output of one producer task: Subpartitions
 // queues, one per consumer, filled through a RecordWriter. Writing methods
-// (Emit*, Broadcast*, Finish) are for one goroutine at a time; Flush,
-// Fail and Release may be called from any goroutine.
+// (Emit*, Broadcast*, EndOfData, Finish) are for one goroutine at a time:
+// a record appended to an open buffer takes no lock (docs/architecture.md,
+// "The writer's fast path"), so two goroutines writing at once would
+// corrupt it. Flush, Fail and Release may be called from any goroutine.
 type ResultPartition struct {
 	id      PartitionID
 	typ     PartitionType
@@ -92,11 +94,14 @@ type ResultPartition struct {
 	timeout time.Duration
 	onEvent func(int, []byte)
 
-	// wmu serialises writer calls with Release, which must return the
-	// writer's open segments, and with flushes, which publish the
-	// writer's positions (segment.pos) to readers. Uncontended on the hot
-	// path; a writer waiting for buffers does not hold it.
-	wmu sync.Mutex
+	// gate lets the writer append a record that fits its open segment
+	// with no lock (writergate.go); everything else the writer does
+	// holds wmu. Flushes, which publish the writer's positions
+	// (segment.pos) to readers, and Release, which returns the writer's
+	// open segments, hold wmu and close the gate (lockWriter). A writer
+	// waiting for buffers does not hold wmu.
+	gate writerGate
+	wmu  sync.Mutex
 	// Writer state: the open segment of each subpartition, or of all of
 	// them for broadcast records (shared, reference counted).
 	current   []*segment
@@ -157,6 +162,11 @@ func newResultPartition(env *Environment, cfg PartitionConfig) (*ResultPartition
 	for i := range p.subs {
 		p.subs[i].index = i
 		p.subs[i].part = p
+	}
+	if p.timeout == FlushEveryRecord || !env.fastPath {
+		// Every record takes the locked path: to be flushed, or for want
+		// of membarrier.
+		p.gate.shut()
 	}
 	if cfg.Type == Blocking {
 		if p.blocking, err = newBlockingState(env, cfg.ID, cfg.Subpartitions); err != nil {
@@ -246,62 +256,58 @@ func (p *ResultPartition) EmitTo(ctx context.Context, sub int, record []byte) er
 	if uint(sub) >= uint(len(p.subs)) {
 		return fmt.Errorf("%w: subpartition %d of %d", ErrSubpartitionOutOfRange, sub, len(p.subs))
 	}
-	p.wmu.Lock()
-	var err error
-	if !p.appendFast(sub, record) {
-		err = p.emitSlow(ctx, sub, record)
+	if p.appendFast(sub, record) {
+		return nil
 	}
+	return p.emitLocked(ctx, sub, record)
+}
+
+// emitLocked is emitSlow with wmu taken.
+func (p *ResultPartition) emitLocked(ctx context.Context, sub int, record []byte) error {
+	p.wmu.Lock()
+	err := p.emitSlow(ctx, sub, record)
 	p.wmu.Unlock()
 	return err
 }
 
-// appendFast is the per-record fast path (wmu held): the record and its
-// length fit in sub's open segment without filling it. Nothing is
-// published: the bytes become readable when the segment fills or a flush
-// publishes seg.pos. False leaves everything to emitSlow.
+// appendFast is the per-record fast path, without wmu: the record and
+// its length fit in sub's open segment without filling it, and the gate
+// is open (the partition takes records and nothing is flushing). Nothing
+// is published: the bytes become readable when the segment fills or a
+// flush publishes seg.pos. False leaves everything to emitSlow. It is
+// small enough to be inlined into the emitting loops (-gcflags=-m).
 func (p *ResultPartition) appendFast(sub int, record []byte) bool {
 	seg := p.current[sub]
-	if seg == nil || !p.writableFast(record) {
+	if seg == nil || len(record) > p.maxRecord {
 		return false
 	}
-	w := int(seg.pos)
-	end := w + 4 + len(record)
-	if end >= int(seg.limit) {
+	end, ok := seg.fits(record)
+	if !ok || !p.gate.enter() {
 		return false
 	}
-	binary.BigEndian.PutUint32(seg.data[w:], uint32(len(record)))
-	copy(seg.data[w+4:end], record)
-	seg.pos = int32(end)
-	if p.timeout == FlushEveryRecord {
-		p.flushOne(sub)
-	}
+	seg.putRecord(end, record)
+	p.gate.leave()
 	return true
 }
 
-// flushOne publishes sub's open segment and flushes it (wmu held).
+// lockWriter keeps the writer out, fast path included, so that its
+// state (open segments and their positions) can be read or changed from
+// another goroutine.
+func (p *ResultPartition) lockWriter() {
+	p.wmu.Lock()
+	p.gate.close()
+}
+
+func (p *ResultPartition) unlockWriter() {
+	p.gate.reopen()
+	p.wmu.Unlock()
+}
+
+// flushOne publishes sub's open segment and flushes it (wmu held, by the
+// writer: its fast path is shut when it flushes every record).
 func (p *ResultPartition) flushOne(sub int) {
 	p.current[sub].publish()
 	p.subs[sub].flushPublished()
-}
-
-// emitAll is RecordWriter.EmitAll for a unicast selector: wmu is taken
-// once for all the records.
-func (p *ResultPartition) emitAll(ctx context.Context, sel ChannelSelector, records [][]byte) (int, error) {
-	n := len(p.subs)
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	for i, record := range records {
-		sub := sel.SelectChannel(record, n)
-		if uint(sub) >= uint(n) {
-			return i, fmt.Errorf("%w: selector returned %d for %d subpartitions", ErrSubpartitionOutOfRange, sub, n)
-		}
-		if !p.appendFast(sub, record) {
-			if err := p.emitSlow(ctx, sub, record); err != nil {
-				return i, err
-			}
-		}
-	}
-	return len(records), nil
 }
 
 // broadcastAll is RecordWriter.EmitAll for a broadcast selector.
@@ -314,12 +320,6 @@ func (p *ResultPartition) broadcastAll(ctx context.Context, records [][]byte) (i
 		}
 	}
 	return len(records), nil
-}
-
-// writableFast reports, with atomic loads only, that the partition takes
-// records and record is not too large; when false, the slow path says why.
-func (p *ResultPartition) writableFast(record []byte) bool {
-	return p.failed.Load() == nil && !p.released.Load() && !p.finished && len(record) <= p.maxRecord
 }
 
 // emitSlow is EmitTo when the record needs a new segment, fills the open
@@ -411,6 +411,7 @@ func (p *ResultPartition) write(ctx context.Context, cur **segment, subs []subpa
 // wmu, is left to stop at Release instead of being waited for here.
 func (p *ResultPartition) failWriting(err error) {
 	p.failed.CompareAndSwap(nil, &err)
+	p.gate.shut()
 	p.notifyListeners()
 }
 
@@ -517,16 +518,17 @@ func (p *ResultPartition) finishAll() {
 
 // Flush makes every partially filled buffer available to its reader.
 // Safe to call from any goroutine, also while the writer is idle: it
-// publishes the writer's positions under wmu, which the writer holds only
-// while it appends (never while it waits for buffers).
+// publishes the writer's positions with the writer kept out
+// (lockWriter), which waits at most for the record being appended, never
+// for a writer waiting for buffers.
 func (p *ResultPartition) Flush() {
-	p.wmu.Lock()
+	p.lockWriter()
 	p.publishOpen()
-	p.wmu.Unlock()
+	p.unlockWriter()
 	p.flushSubpartitions()
 }
 
-// publishOpen publishes the writer's open segments (wmu held): one pass
+// publishOpen publishes the writer's open segments (lockWriter): one pass
 // over the subpartitions, as flushSubpartitions makes anyway.
 func (p *ResultPartition) publishOpen() {
 	for _, seg := range p.current {
@@ -664,6 +666,7 @@ func (p *ResultPartition) Finish(ctx context.Context) error {
 	}
 	err := p.broadcastEvent(EndOfPartition{})
 	p.finished = true
+	p.gate.shut()
 	if err == nil && p.blocking != nil {
 		err = p.finishBlocking()
 	}
@@ -680,6 +683,7 @@ func (p *ResultPartition) Fail(err error) {
 		err = fmt.Errorf("exchange: partition %s failed", p.id)
 	}
 	p.failed.CompareAndSwap(nil, &err)
+	p.gate.shut()
 	p.stopFlush()
 	p.notifyListeners()
 }
@@ -723,6 +727,7 @@ func (p *ResultPartition) stopFlush() {
 func (p *ResultPartition) Release() {
 	p.releaseOnce.Do(func() {
 		p.released.Store(true)
+		p.gate.shut()
 		close(p.releasedCh)
 		p.stopFlush()
 		p.env.partitions.unregister(p)
@@ -736,13 +741,13 @@ func (p *ResultPartition) Release() {
 		if p.blocking != nil {
 			p.releaseBlocking()
 		}
-		p.wmu.Lock()
+		p.lockWriter()
 		p.releaseWriterSegments()
-		p.wmu.Unlock()
+		p.unlockWriter()
 	})
 }
 
-// releaseWriterSegments returns the writer's open segments (wmu held).
+// releaseWriterSegments returns the writer's open segments (lockWriter).
 func (p *ResultPartition) releaseWriterSegments() {
 	for i, s := range p.current {
 		if s != nil {

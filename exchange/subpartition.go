@@ -116,14 +116,14 @@ func (s *subpartition) pushEvent(ev Buffer) bool {
 }
 
 // flush makes the writer's partially filled segment readable: it
-// publishes the writer's position (under the partition's wmu, so it must
+// publishes the writer's position (with the writer kept out, so wmu must
 // not be held) and then flushes.
 func (s *subpartition) flush() {
 	p := s.part
-	p.wmu.Lock()
+	p.lockWriter()
 	p.current[s.index].publish()
 	p.broadcast.publish()
-	p.wmu.Unlock()
+	p.unlockWriter()
 	s.flushPublished()
 }
 

@@ -75,6 +75,8 @@ type RecordWriter struct {
 	part      *ResultPartition
 	sel       ChannelSelector
 	broadcast bool
+	// roundRobin is sel when it is a *RoundRobin.
+	roundRobin *RoundRobin
 }
 
 // NewRecordWriter writes into p through sel (RoundRobin if nil).
@@ -82,7 +84,8 @@ func NewRecordWriter(p *ResultPartition, sel ChannelSelector) *RecordWriter {
 	if sel == nil {
 		sel = &RoundRobin{}
 	}
-	return &RecordWriter{part: p, sel: sel, broadcast: sel.IsBroadcast()}
+	rr, _ := sel.(*RoundRobin)
+	return &RecordWriter{part: p, sel: sel, broadcast: sel.IsBroadcast(), roundRobin: rr}
 }
 
 // Partition is the partition written to.
@@ -96,26 +99,56 @@ func (w *RecordWriter) Emit(ctx context.Context, record []byte) error {
 	if w.broadcast {
 		return w.part.BroadcastRecord(ctx, record)
 	}
-	n := len(w.part.subs)
-	i := w.sel.SelectChannel(record, n)
-	if uint(i) >= uint(n) {
-		return fmt.Errorf("%w: selector returned %d for %d subpartitions", ErrSubpartitionOutOfRange, i, n)
+	// This is the per-record call, and its cost is mostly stores: the
+	// fast path (appendFast) is written out here so that it makes no
+	// call, which would spill registers, and the round-robin selector is
+	// called directly so that it is inlined. Check -gcflags=-m and the
+	// Emit benchmarks when changing it.
+	p := w.part
+	n := len(p.current)
+	var i int
+	if rr := w.roundRobin; rr != nil {
+		i = rr.SelectChannel(record, n)
+	} else {
+		i = w.sel.SelectChannel(record, n)
 	}
-	return w.part.EmitTo(ctx, i, record)
+	if uint(i) < uint(n) && len(record) <= p.maxRecord {
+		if seg := p.current[i]; seg != nil {
+			if end, ok := seg.fits(record); ok {
+				if p.gate.enter() {
+					seg.putRecord(end, record)
+					p.gate.leave()
+					return nil
+				}
+			}
+		}
+	}
+	return w.emitSlow(ctx, i, record)
+}
+
+// emitSlow is Emit when the record does not go into an open segment.
+func (w *RecordWriter) emitSlow(ctx context.Context, sub int, record []byte) error {
+	if n := len(w.part.subs); uint(sub) >= uint(n) {
+		return fmt.Errorf("%w: selector returned %d for %d subpartitions", ErrSubpartitionOutOfRange, sub, n)
+	}
+	return w.part.emitLocked(ctx, sub, record)
 }
 
 // EmitAll writes records one after the other, as Emit would, and returns
 // how many it wrote: on an error, records[n] is the record that was not
-// written. It takes the partition's writer lock once for all of them
-// instead of once per record, which is most of what Emit costs beyond
-// copying the bytes; a wait for buffers (backpressure) lets go of it, and
-// the selector is called with it held. The records are copied; the caller
-// may reuse them at once.
+// written. For a broadcast selector it takes the partition's writer lock
+// once for all of them instead of once per record. The records are
+// copied; the caller may reuse them at once.
 func (w *RecordWriter) EmitAll(ctx context.Context, records [][]byte) (n int, err error) {
 	if w.broadcast {
 		return w.part.broadcastAll(ctx, records)
 	}
-	return w.part.emitAll(ctx, w.sel, records)
+	for i, record := range records {
+		if err := w.Emit(ctx, record); err != nil {
+			return i, err
+		}
+	}
+	return len(records), nil
 }
 
 // Broadcast writes record to every subpartition, whatever the selector.
