@@ -17,19 +17,19 @@ type segment struct {
 	owner recycler
 
 	// Writer side (Flink's BufferBuilder). pos is where the writer has
-	// written to; it belongs to the writer, and others read it only
-	// with the writer kept out (ResultPartition.lockWriter), so appending
-	// a record costs no atomic operation. written is the part published to readers: the writer
-	// copies pos into it when the segment is full or finished and when a
-	// flush asks for it (docs/architecture.md, "Flushing"). finished is
-	// stored after the final written, so a reader that sees finished also
-	// sees the final length.
+	// written to; it belongs to the writer, and others read it only with
+	// the writer kept out (ResultPartition.lockWriter), so appending a
+	// record costs no atomic operation. written is the part published to
+	// readers: the writer copies pos into it when the segment is full or
+	// finished, and a flush does when it asks for it (docs/architecture.md,
+	// "Flushing"). finished is stored after the final written, so a
+	// reader that sees finished also sees the final length.
 	pos      int32
 	written  atomic.Int32
 	finished atomic.Bool
 	// limit is where the writer treats the segment as full: len(data), or
 	// less for a subpartition whose consumer announced a debloated buffer
-	// size (docs/architecture.md, "Buffer debloating"). Writer side, wmu.
+	// size (docs/architecture.md, "Buffer debloating"). Writer side.
 	limit int32
 }
 
