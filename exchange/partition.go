@@ -277,17 +277,20 @@ func (p *ResultPartition) emitLocked(ctx context.Context, sub int, record []byte
 // flush publishes seg.pos. False leaves everything to emitSlow. It is
 // small enough to be inlined into the emitting loops (-gcflags=-m).
 func (p *ResultPartition) appendFast(sub int, record []byte) bool {
+	if len(record) > p.maxRecord || !p.gate.enter() {
+		return false
+	}
+	// In the gate: Release clears p.current only with it closed.
 	seg := p.current[sub]
-	if seg == nil || len(record) > p.maxRecord {
-		return false
+	end, ok := 0, false
+	if seg != nil {
+		end, ok = seg.fits(record)
 	}
-	end, ok := seg.fits(record)
-	if !ok || !p.gate.enter() {
-		return false
+	if ok {
+		seg.putRecord(end, record)
 	}
-	seg.putRecord(end, record)
 	p.gate.leave()
-	return true
+	return ok
 }
 
 // lockWriter keeps the writer out, fast path included, so that its

@@ -15,7 +15,8 @@ import (
 	"github.com/qexchange/qexchange/exchange/transporttest"
 )
 
-// TestConcurrentFlushEmitRelease runs the writer's fast path against
+// TestConcurrentFlushEmitRelease runs the writer's fast path (through
+// EmitTo, Emit and EmitAll) against
 // everything that may touch its segments from other goroutines: the
 // flusher (1 ms), explicit Flush and FlushSubpartition calls, a reader, and
 // finally Release while the writer is still emitting or blocked on
@@ -48,15 +49,35 @@ func testConcurrentFlushEmitRelease(t *testing.T, subs int) {
 	emitted := make(chan struct{})
 	writerDone := make(chan error, 1)
 	go func() {
+		// Round r writes record r to every subpartition in turn, through
+		// each way in to the fast path: EmitTo, Emit and EmitAll (the
+		// round-robin selector starts every round at 0).
+		w := exchange.NewRecordWriter(p, &exchange.RoundRobin{})
 		rec := make([]byte, 8)
-		for i := 0; ; i++ {
-			sub := i % subs
-			binary.BigEndian.PutUint64(rec, uint64(i/subs))
-			if err := p.EmitTo(ctx, sub, rec); err != nil {
+		round := make([][]byte, subs)
+		for i := range round {
+			round[i] = rec
+		}
+		for r := 0; ; r++ {
+			binary.BigEndian.PutUint64(rec, uint64(r))
+			var err error
+			switch r % 3 {
+			case 0:
+				for sub := 0; sub < subs && err == nil; sub++ {
+					err = p.EmitTo(ctx, sub, rec)
+				}
+			case 1:
+				for sub := 0; sub < subs && err == nil; sub++ {
+					err = w.Emit(ctx, rec)
+				}
+			case 2:
+				_, err = w.EmitAll(ctx, round)
+			}
+			if err != nil {
 				writerDone <- err
 				return
 			}
-			if i == 20*subs {
+			if r == 20 {
 				close(emitted)
 			}
 		}
@@ -86,9 +107,6 @@ func testConcurrentFlushEmitRelease(t *testing.T, subs int) {
 		next := make([]uint64, read)
 		n := 0
 		for {
-			if n == 100 {
-				close(readSome)
-			}
 			e, err := g.Next(ctx)
 			if err != nil {
 				readerDone <- n
@@ -104,6 +122,9 @@ func testConcurrentFlushEmitRelease(t *testing.T, subs int) {
 			}
 			next[e.Channel]++
 			n++
+			if n == 100 {
+				close(readSome)
+			}
 		}
 	}()
 

@@ -32,47 +32,46 @@ func TestWriterGateExcludes(t *testing.T) {
 		stop := make(chan struct{})
 		var fast, locked, closes atomic.Int64
 		var wg sync.WaitGroup
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				for range 1000 {
-					if g.gate.enter() {
-						g.a++
-						g.b++
-						g.gate.leave()
-						fast.Add(1)
-						continue
-					}
-					g.mu.Lock()
-					g.a++
-					g.b++
-					g.mu.Unlock()
-					locked.Add(1)
-				}
-			}
-		})
-		var torn atomic.Int64
-		for range 2 {
+		// untilStopped runs step until stop is closed.
+		untilStopped := func(step func()) {
 			wg.Go(func() {
 				for {
 					select {
 					case <-stop:
 						return
 					default:
+						step()
 					}
-					g.mu.Lock()
-					g.gate.close()
-					if g.a != g.b {
-						torn.Add(1)
-					}
-					g.gate.reopen()
-					g.mu.Unlock()
-					closes.Add(1)
 				}
+			})
+		}
+		untilStopped(func() {
+			for range 1000 {
+				if g.gate.enter() {
+					g.a++
+					g.b++
+					g.gate.leave()
+					fast.Add(1)
+					continue
+				}
+				g.mu.Lock()
+				g.a++
+				g.b++
+				g.mu.Unlock()
+				locked.Add(1)
+			}
+		})
+		var torn atomic.Int64
+		for range 2 {
+			untilStopped(func() {
+				g.mu.Lock()
+				g.gate.close()
+				if g.a != g.b {
+					torn.Add(1)
+				}
+				g.gate.reopen()
+				g.mu.Unlock()
+				closes.Add(1)
 			})
 		}
 		// Run until both paths were taken many times, or 5 s.
