@@ -80,11 +80,13 @@ type PartitionConfig struct {
 }
 
 // ResultPartition is the output of one producer task: Subpartitions
-// queues, one per consumer, filled through a RecordWriter. Writing methods
-// (Emit*, Broadcast*, EndOfData, Finish) are for one goroutine at a time:
-// a record appended to an open buffer takes no lock (docs/architecture.md,
-// "The writer's fast path"), so two goroutines writing at once would
-// corrupt it. Flush, Fail and Release may be called from any goroutine.
+// queues, one per consumer, filled through a RecordWriter. Records
+// (EmitTo, BroadcastRecord and the RecordWriter's methods) are for one
+// goroutine at a time: a record appended to an open buffer takes no lock
+// (docs/architecture.md, "The writer's fast path"), so two goroutines
+// writing records at once would corrupt them. Events (BroadcastEvent,
+// EndOfData), Finish, Flush, Fail and Release may come from any
+// goroutine: they keep the record writer out while they run.
 type ResultPartition struct {
 	id      PartitionID
 	typ     PartitionType
@@ -559,8 +561,8 @@ func (p *ResultPartition) FlushSubpartition(sub int) error {
 // BroadcastEvent sends ev to every subpartition, in order with the records
 // before it (priority events overtake queued data).
 func (p *ResultPartition) BroadcastEvent(ctx context.Context, ev Event) error {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
+	p.lockWriter() // may come from another goroutine than the records
+	defer p.unlockWriter()
 	if err := p.checkWritable(); err != nil {
 		return err
 	}
@@ -597,8 +599,8 @@ func (p *ResultPartition) broadcastEvent(ev Event) error {
 // consumer releases a channel when it reads EndOfPartition, and an
 // acknowledgement can no longer be sent on a released channel.
 func (p *ResultPartition) EndOfData(ctx context.Context) error {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
+	p.lockWriter() // may come from another goroutine than the records
+	defer p.unlockWriter()
 	if err := p.checkWritable(); err != nil {
 		return err
 	}
@@ -662,8 +664,8 @@ func (p *ResultPartition) Finish(ctx context.Context) error {
 	}
 	// Stopped before taking wmu: a flush in progress waits for wmu.
 	p.stopFlush()
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
+	p.lockWriter()
+	defer p.unlockWriter()
 	if err := p.checkWritable(); err != nil {
 		return err
 	}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -640,4 +642,109 @@ func waitBackpressured(t *testing.T, p *exchange.ResultPartition, writerDone <-c
 		case <-time.After(time.Millisecond): // bounded poll of a metric, not synchronisation of data
 		}
 	}
+}
+
+// TestEventsFromAnotherGoroutine: events and Finish may come from another
+// goroutine than the records (a checkpoint coordinator injecting
+// barriers): they keep the record writer's lock-free path out while they
+// run. Every record and event must arrive once, in order per channel;
+// under -race, nothing of the writer's may be shared unsynchronised.
+func TestEventsFromAnotherGoroutine(t *testing.T) {
+	checkG := transporttest.CheckGoroutines(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := transporttest.NewEnv(t, ctx, exchange.Config{SegmentSize: 4096, NetworkMemory: 8 << 20})
+	const subs, events = 4, 200
+	p, err := env.CreatePartition(exchange.PartitionConfig{Subpartitions: subs, BufferTimeout: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	g := localGate(t, env, p, upTo(subs)...)
+
+	type tally struct{ records, events int }
+	readerDone := make(chan []tally, 1)
+	go func() {
+		got := make([]tally, subs)
+		defer func() { readerDone <- got }()
+		for {
+			e, err := g.Next(ctx)
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Error(err)
+				}
+				return
+			}
+			c := &got[e.Channel]
+			switch ev := e.Event.(type) {
+			case nil:
+				if v := binary.BigEndian.Uint64(e.Record); v != uint64(c.records) {
+					t.Errorf("channel %d: record %d, want %d", e.Channel, v, c.records)
+					return
+				}
+				c.records++
+			case exchange.UserEvent:
+				if int(ev.Payload[0]) != c.events%256 {
+					t.Errorf("channel %d: event %d, want %d", e.Channel, ev.Payload[0], c.events%256)
+					return
+				}
+				c.events++
+			}
+		}
+	}()
+
+	stop := make(chan struct{})
+	emitted := make(chan int, 1)
+	var progress atomic.Int64
+	go func() {
+		w := exchange.NewRecordWriter(p, &exchange.RoundRobin{})
+		rec := make([]byte, 8)
+		i := 0
+		defer func() { emitted <- i }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			binary.BigEndian.PutUint64(rec, uint64(i/subs))
+			if err := w.Emit(ctx, rec); err != nil {
+				t.Error(err)
+				return
+			}
+			i++
+			progress.Store(int64(i))
+		}
+	}()
+	for k := range events {
+		// Each event lands among records: the writer is busy in between.
+		for progress.Load() < int64(k+1)*100 {
+			if ctx.Err() != nil {
+				t.Fatal("the writer stopped")
+			}
+			runtime.Gosched()
+		}
+		if err := p.BroadcastEvent(ctx, exchange.UserEvent{Payload: []byte{byte(k)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	n := <-emitted
+	// Finish from this goroutine, not the writer's.
+	if err := p.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := <-readerDone
+	total := 0
+	for i, c := range got {
+		total += c.records
+		if c.events != events {
+			t.Errorf("channel %d: %d events, want %d", i, c.events, events)
+		}
+	}
+	if total != n {
+		t.Errorf("read %d records, emitted %d", total, n)
+	}
+	g.Close()
+	checkG()
 }

@@ -70,7 +70,8 @@ func (Forward) SelectChannel([]byte, int) int { return 0 }
 func (Forward) IsBroadcast() bool { return false }
 
 // RecordWriter serialises records into a partition's subpartitions as the
-// selector decides (Flink's RecordWriter). It is for one goroutine.
+// selector decides (Flink's RecordWriter). Its records are for one
+// goroutine; BroadcastEvent, Flush and Finish may come from others.
 type RecordWriter struct {
 	part      *ResultPartition
 	sel       ChannelSelector
