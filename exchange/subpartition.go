@@ -74,11 +74,19 @@ func (s *subpartition) pushSegment(seg *segment, shared bool) bool {
 	return true
 }
 
-// finishLast marks the writer's segment finished; notifies if it made data
-// available.
+// segmentFinished counts the writer's segment, just finished, as backlog
+// and wakes the reader.
 func (s *subpartition) segmentFinished() {
 	s.mu.Lock()
 	s.backlog++
+	// The segment was the last data in the queue, so a flush request can
+	// only have been for its bytes, which now go out with it. Left set,
+	// the request outlived it: once the reader had taken the segment and
+	// whatever followed (say an event), available() said nothing was
+	// there, while flushPublished skipped waking the reader for the
+	// writer's next segment ("already requested"), whose data was then
+	// never read.
+	s.flushRequested = false
 	notify := s.listener != nil && !s.blocked
 	l := s.listener
 	s.mu.Unlock()

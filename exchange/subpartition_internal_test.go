@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync/atomic"
 	"testing"
@@ -339,5 +340,56 @@ func TestViewEndsWithError(t *testing.T) {
 	}
 	if r := v1.Next(); r.Kind != ResponseError || !errors.Is(r.Err, boom) {
 		t.Fatalf("second view after Fail: %+v, want an error", r)
+	}
+}
+
+// TestFlushRequestEndsWithItsSegment: a flush request whose data went out
+// with a finished segment must not outlive it. It did, and once the
+// reader had taken that segment (and an event after it), the flush of the
+// writer's next segment skipped waking the reader ("already requested")
+// while available() said nothing was there: that data was never read
+// (found as a rare hang of TestEmitAll).
+func TestFlushRequestEndsWithItsSegment(t *testing.T) {
+	for _, withEvent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("event=%v", withEvent), func(t *testing.T) {
+			_, p := localPartition(t, 1)
+			s := &p.subs[0]
+			notified := 0
+			if err := s.attach(func() { notified++ }); err != nil {
+				t.Fatal(err)
+			}
+			emit(t, p, 0, "a")
+			s.flush() // a request for "a"
+			want := framed("a")
+			if withEvent {
+				// The event finishes the open segment and follows it.
+				if err := p.BroadcastEvent(context.Background(), UserEvent{Payload: []byte("e")}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				// Fill the segment to its very end: it is finished, and
+				// the writer has no next segment yet.
+				filler := string(bytes.Repeat([]byte{'x'}, testSegment-len(want)-4))
+				emit(t, p, 0, filler)
+				want = framed("a", filler)
+			}
+			wantData(t, s.poll(true), want, 0)
+			if withEvent {
+				wantEvent(t, s.poll(true), UserEvent{Payload: []byte("e")})
+			}
+			if s.len() != 0 {
+				t.Fatalf("%d entries still queued, want 0", s.len())
+			}
+			before := notified
+			emit(t, p, 0, "b") // a new segment
+			s.flush()
+			if notified == before {
+				t.Fatal("the flush of the next segment did not wake the reader")
+			}
+			if !s.available(true) {
+				t.Fatal("flushed data is not available")
+			}
+			wantData(t, s.poll(true), framed("b"), 0)
+		})
 	}
 }
