@@ -7,8 +7,8 @@ import (
 
 // writerGate lets a partition's one writer goroutine append a record
 // without a lock and without an atomic read-modify-write, while other
-// goroutines (the flusher, Flush, Release) can still keep it out for a
-// moment (docs/architecture.md, "The writer's fast path").
+// goroutines (the flusher, Flush, events, Finish, Release) can still keep
+// it out for a moment (docs/architecture.md, "The writer's fast path").
 //
 // It is a Dekker handshake. The writer marks itself active, then checks
 // that no one has closed the gate; a closer (always holding the
@@ -22,7 +22,7 @@ import (
 // the writer uses plain stores, and each close supplies the writer's half
 // of the fence with membarrier(2), which runs a full barrier on every CPU
 // that runs a thread of the process. A close costs about 2 µs, and comes
-// once per flush, not per record. Where membarrier is refused, the gate
+// once per flush or event, never per record. Where membarrier is refused, the gate
 // stays shut and every record takes the locked path. Elsewhere, and under
 // the race detector (which must see the handshake), the writer stores
 // atomically (writergate_atomic.go): still no read-modify-write, and cheap

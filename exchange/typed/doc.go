@@ -10,8 +10,9 @@
 // returns and passes events through unchanged.
 //
 // Writer.EmitAll and Gate.NextBatch are the batch forms of Emit and
-// Next (exchange.RecordWriter.EmitAll, exchange.InputGate.NextBatch): one
-// writer lock per batch, no per-record synchronisation on the gate.
+// Next (exchange.RecordWriter.EmitAll, exchange.InputGate.NextBatch): no
+// call into the partition per record on the writer's side, and no
+// per-record synchronisation on either.
 //
 // Built-in codecs: Bytes, String, and Fixed for fixed-size values
 // (integers, floats, and structs or arrays of them) in little-endian

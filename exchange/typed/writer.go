@@ -99,8 +99,8 @@ func (w *Writer[T]) Emit(ctx context.Context, v T) error {
 }
 
 // EmitAll encodes vs and writes them in order, each to the subpartition
-// the selector picks, as Emit would, taking the partition's writer lock
-// once for all of them (exchange.RecordWriter.EmitAll). It returns how
+// the selector picks, as Emit would, through
+// exchange.RecordWriter.EmitAll (no call per record). It returns how
 // many values it wrote: on an error (an encoding, a selector out of
 // range, backpressure until ctx is done), vs[n] is the first that was not
 // written. Fixed-size values cost no allocation once the writer has seen
