@@ -2,6 +2,7 @@ package quictransport_test
 
 import (
 	"context"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +17,12 @@ import (
 // partition at once, the frames of all streams leave in a few shared
 // datagrams instead of one datagram per stream. The same rounds with
 // NoWriteGather are the baseline, counted through the same proxy.
+//
+// The counts are logged always, and the 80% bound asserted only with
+// QEXCHANGE_TIMING_TESTS=1, as .ci/run's timing step runs it: in a plain
+// `go test ./...` other packages' tests load the two cores, the producer
+// falls behind, and writing at once batches frames by itself (seen: 208
+// datagrams at once against 169 gathered, 81%).
 func TestWriteGatherSharesPackets(t *testing.T) {
 	if raceEnabled {
 		t.Skip("packet counts depend on timing the race detector's slowdown distorts; CI runs this without -race")
@@ -92,6 +99,10 @@ func TestWriteGatherSharesPackets(t *testing.T) {
 	// Lockstep rounds on loopback leave little to gather (the consumer's
 	// reads pace the producer); the emulated link shows the full effect
 	// (README, docs/lossy). Here: clearly fewer.
+	if os.Getenv("QEXCHANGE_TIMING_TESTS") != "1" {
+		t.Log("QEXCHANGE_TIMING_TESTS is not 1: the bound is not asserted")
+		return
+	}
 	if gathered*5 > alone*4 {
 		t.Fatalf("gathering sent %d datagrams, writing at once %d: want at most 80%%", gathered, alone)
 	}
