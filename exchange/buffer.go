@@ -34,7 +34,9 @@ type segment struct {
 }
 
 // fits reports where record and its length would end in s, and whether
-// that leaves s not full (the locked path finishes full segments).
+// that leaves s not full (the locked path finishes full segments). The
+// len(s.data) test is implied by limit; it lets the compiler drop
+// putRecord's bounds checks.
 func (s *segment) fits(record []byte) (end int, ok bool) {
 	end = int(s.pos) + 4 + len(record)
 	return end, end < int(s.limit) && end <= len(s.data)

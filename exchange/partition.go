@@ -97,11 +97,12 @@ type ResultPartition struct {
 	onEvent func(int, []byte)
 
 	// gate lets the writer append a record that fits its open segment
-	// with no lock (writergate.go); everything else the writer does
-	// holds wmu. Flushes, which publish the writer's positions
-	// (segment.pos) to readers, and Release, which returns the writer's
-	// open segments, hold wmu and close the gate (lockWriter). A writer
-	// waiting for buffers does not hold wmu.
+	// with no lock (writergate.go); every other record holds wmu.
+	// Flushes, which publish the writer's positions (segment.pos) to
+	// readers, events and Finish, which may come from other goroutines,
+	// and Release, which returns the writer's open segments, hold wmu and
+	// close the gate (lockWriter). A writer waiting for buffers does not
+	// hold wmu.
 	gate writerGate
 	wmu  sync.Mutex
 	// Writer state: the open segment of each subpartition, or of all of
@@ -276,8 +277,10 @@ func (p *ResultPartition) emitLocked(ctx context.Context, sub int, record []byte
 // its length fit in sub's open segment without filling it, and the gate
 // is open (the partition takes records and nothing is flushing). Nothing
 // is published: the bytes become readable when the segment fills or a
-// flush publishes seg.pos. False leaves everything to emitSlow. It is
-// small enough to be inlined into the emitting loops (-gcflags=-m).
+// flush publishes seg.pos. False leaves everything to emitSlow. EmitTo
+// calls it; Emit and EmitAll write the same steps out, so that their
+// per-record path makes no call (docs/architecture.md, "The writer's fast
+// path").
 func (p *ResultPartition) appendFast(sub int, record []byte) bool {
 	if len(record) > p.maxRecord || !p.gate.enter() {
 		return false

@@ -146,15 +146,7 @@ func (s *suite) env(t *testing.T, memory int64) *exchange.Environment {
 func (s *suite) envWith(t *testing.T, cfg exchange.Config) *exchange.Environment {
 	t.Helper()
 	cfg.SegmentSize, cfg.Transport = segmentSize, s.o.Factory(t)
-	e, err := exchange.NewEnvironment(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("NewEnvironment: %v", err)
-	}
-	t.Cleanup(func() {
-		e.Close()
-		CheckPools(t, e)
-	})
-	return e
+	return NewEnv(t, context.Background(), cfg)
 }
 
 // newPartition creates a partition on env or fails t.
