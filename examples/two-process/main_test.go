@@ -31,7 +31,10 @@ func TestTwoProcesses(t *testing.T) {
 	}
 	lines := bufio.NewScanner(stdout)
 	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "listening ") {
-		t.Fatalf("producer's first line %q, stderr %s", lines.Text(), prodErr.String())
+		first := lines.Text()
+		_ = prod.Process.Kill()
+		_ = prod.Wait() // exec copies stderr on its own goroutine until Wait
+		t.Fatalf("producer's first line %q, stderr %s", first, prodErr.String())
 	}
 	addr := strings.TrimPrefix(lines.Text(), "listening ")
 	cons, err := exec.CommandContext(ctx, bin, "-role", "consumer", "-connect", addr).CombinedOutput()

@@ -81,14 +81,16 @@ func runWorker(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := ep.Start(ctx); err != nil {
-		return fail("%v", err)
-	}
+	// te.jm is set before Start: submitTask's goroutines read it, and
+	// Start is what orders this goroutine's writes before them.
 	g, err := svc.Connect(ctx, coordinator, jobMasterID, jobMasterGateway)
 	if err != nil {
 		return fail("connecting to the coordinator: %v", err)
 	}
 	te.jm = jobMasterGW{g}
+	if err := ep.Start(ctx); err != nil {
+		return fail("%v", err)
+	}
 	reg, err := te.jm.registerWorker(ctx, registration{Worker: id, PID: os.Getpid(), RPCAddr: svc.Addr(), DataAddr: env.Addr()})
 	if err != nil {
 		return fail("registering: %v", err)

@@ -206,8 +206,9 @@ func runLengthLie(t *testing.T, side consumerSide) {
 					state = append(state, fmt.Sprintf("%d:%s/credit %d/failed %v/sent %d", i, done, c.Credit(), failed[i], seqs[i].Load()))
 				}
 			}
+			nFailed := len(failed)
 			failMu.Unlock()
-			t.Fatalf("the attack did not settle: %d channels failed; spill in use %s; %s", len(failed), mib(cons.SpanningRecordMemoryInUse()), strings.Join(state, ", "))
+			t.Fatalf("the attack did not settle: %d channels failed; spill in use %s; %s", nFailed, mib(cons.SpanningRecordMemoryInUse()), strings.Join(state, ", "))
 		case <-time.After(10 * time.Millisecond): // polling the attack's state
 		}
 	}
